@@ -1,0 +1,205 @@
+"""`dlapps`: one click subgroup per registered domain, all built from the same verbs.
+
+TensorFlow is imported inside command bodies only, so ``dlapps --help`` stays fast.
+A :class:`UserError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pipelines.core.errors import UserError
+from pipelines.domains import DOMAINS
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def reports_user_errors(command):
+    """Turn a UserError into one line on stderr and exit code 2 (never a traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
+def load_pipeline(domain: str, verbose: bool):
+    from apps.quiet import start_tensorflow
+
+    start_tensorflow(verbose, DOMAINS[domain][0])
+    return importlib.import_module(DOMAINS[domain][0]).PIPELINE
+
+
+def load_model(run):
+    import keras
+
+    return keras.models.load_model(run.require_model(), compile=False)
+
+
+verbose_option = click.option("--verbose", is_flag=True, help="Show TensorFlow's own logging and warnings.")
+run_argument = click.argument("run_dir", type=click.Path(path_type=Path))
+
+
+def train_command(domain: str) -> click.Command:
+    @click.command("train")
+    @click.option("--data", help="Data to train on: a path (or tfds:NAME). Default: the embedded data.")
+    @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config, e.g. a run's config.yaml.")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change one setting, e.g. train.epochs=5 (repeatable).")
+    @click.option("--name", help="Run directory name (default: a timestamp).")
+    @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(path_type=Path), help="Root of run directories.")
+    @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue an interrupted run from its last epoch.")
+    @verbose_option
+    @reports_user_errors
+    def train(data, config_path, overrides, name, runs_dir, resume_dir, verbose):
+        """Train a model; logs, checkpoints, metrics and the model go to a new run directory."""
+        pipeline = load_pipeline(domain, verbose)
+        from pipelines.core import config as cfg
+        from pipelines.core import training
+        from pipelines.core.rundir import RunDir
+        started = time.time()
+        if resume_dir:
+            if data or config_path or overrides or name:
+                raise UserError("--resume continues a run with its own config; drop --data/--config/--set/--name")
+            run = RunDir.open(resume_dir, domain)
+            if run.info().get("status") == "complete":
+                raise UserError(f"{run.root} already finished training; start a new run with --config {run.config}")
+            config = cfg.load_yaml(run.config, pipeline.config_class)
+            training.seed_everything(config.train)
+            data_splits = pipeline.load_data(config)
+        else:
+            config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
+            config = cfg.apply_overrides(config, ([*pipeline.data_overrides(data)] if data else []) + list(overrides))
+            run, data_splits = training.prepare_run(pipeline, config, runs_dir, name)
+        click.echo(f"run directory: {run.root}", err=True)
+        try:
+            metrics = training.train(pipeline, config, run, data_splits, resume=bool(resume_dir))
+        except KeyboardInterrupt:
+            run.write_info(status="interrupted")
+            click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        click.echo(summary(domain, run.root, pipeline.headline(metrics), config.train.epochs, time.time() - started))
+
+    return train
+
+
+def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float) -> str:
+    return (
+        f"\nTrained {domain} model for {epochs} epochs in {seconds:.0f} s; run directory {root}\n"
+        f"Test split: {headline}\n"
+        f"Next: tensorboard --logdir {root.parent.parent}\n"
+        f"      dlapps {domain} evaluate {root}\n"
+        f"      dlapps {domain} predict {root} FILE...\n"
+        f"      dlapps {domain} export {root} --format saved_model"
+    )
+
+
+def evaluate_command(domain: str) -> click.Command:
+    @click.command("evaluate")
+    @run_argument
+    @verbose_option
+    @reports_user_errors
+    def evaluate(run_dir, verbose):
+        """Evaluate a run's model on its test split: metrics.json, samples/*.png, logs/eval."""
+        pipeline = load_pipeline(domain, verbose)
+        from pipelines.core import config as cfg
+        from pipelines.core.rundir import RunDir
+        run = RunDir.open(run_dir, domain)
+        config = cfg.load_yaml(run.config, pipeline.config_class)
+        model = load_model(run)
+        metrics = pipeline.evaluate(model, pipeline.load_data(config), config, run, step=config.train.epochs)
+        click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
+
+    return evaluate
+
+
+def predict_command(domain: str) -> click.Command:
+    @click.command("predict")
+    @run_argument
+    @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @verbose_option
+    @reports_user_errors
+    def predict(run_dir, inputs, verbose):
+        """Classify files with a run's model: one line per file (file, class, probability)."""
+        pipeline = load_pipeline(domain, verbose)
+        from pipelines.core.rundir import RunDir
+        run = RunDir.open(run_dir, domain)
+        model = load_model(run)
+        class_names = run.info()["class_names"]
+        probabilities = model.predict(pipeline.read_inputs(list(inputs), model), verbose=0)
+        for path, row in zip(inputs, probabilities):
+            best = int(row.argmax())
+            click.echo(f"{path}\t{class_names[best]}\t{row[best]:.4f}")
+
+    return predict
+
+
+def export_command(domain: str) -> click.Command:
+    @click.command("export")
+    @run_argument
+    @click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite"]), default="saved_model", show_default=True)
+    @verbose_option
+    @reports_user_errors
+    def export(run_dir, fmt, verbose):
+        """Export a run's model: a SavedModel on raw input (and TFLite from it)."""
+        pipeline = load_pipeline(domain, verbose)
+        from pipelines.core import export as exporter
+        from pipelines.core.rundir import RunDir
+        run = RunDir.open(run_dir, domain)
+        model = load_model(run)
+        path = exporter.export_saved_model(model, pipeline.serving_endpoints(model, run.info()["class_names"]), run.saved_model)
+        if fmt == "tflite":
+            path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
+        click.echo(str(path))
+
+    return export
+
+
+def domain_group(domain: str, description: str) -> click.Group:
+    group = click.Group(domain, help=description)
+    for make in (train_command, evaluate_command, predict_command, export_command):
+        group.add_command(make(domain))
+    return group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """dlapps: train, watch, evaluate and export deep-learning pipelines.
+
+    \b
+    dlapps vision train            train on the embedded data
+    tensorboard --logdir runs      watch it
+    dlapps list                    domains, data sources and models
+    """
+
+
+@main.command("list")
+@verbose_option
+def list_command(verbose):
+    """Domains, their data sources and models, with one-line descriptions."""
+    for domain, (_, description) in DOMAINS.items():
+        pipeline = load_pipeline(domain, verbose)
+        click.echo(f"{domain}: {description}")
+        for title, registry in (("data sources", pipeline.sources), ("models", pipeline.models)):
+            click.echo(f"  {title}:")
+            for name, doc in registry.describe().items():
+                click.echo(f"    {name:<20} {doc}")
+
+
+for _domain, (_module, _description) in DOMAINS.items():
+    main.add_command(domain_group(_domain, _description))
+
+
+if __name__ == "__main__":
+    main()

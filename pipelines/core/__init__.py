@@ -1,0 +1,1 @@
+"""Shared by every domain; imports no domain."""

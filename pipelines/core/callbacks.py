@@ -1,0 +1,140 @@
+"""Callbacks shared by every domain: evaluation summaries, HParams, checkpoints, TensorBoard.
+
+TensorBoard tags written here (stable; the README lists them):
+
+- ``evaluation/confusion_matrix``, ``evaluation/sample_predictions`` (images)
+- ``evaluation/per_class_metrics`` (text: per-class precision/recall/F1 table)
+- ``evaluation/accuracy``, ``evaluation/macro_f1``, ``evaluation/roc_auc_ovr`` (scalars)
+- ``pr_curve/<class name>`` (pr_curve plugin, one per class)
+
+to ``logs/validation`` each ``eval.every_epochs`` epochs and to ``logs/eval`` for the final
+test evaluation; the HParams session (config -> metrics) goes to ``logs/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.pr_curve import summary as pr_summary
+
+from pipelines.core import evaluation, figures
+
+log = logging.getLogger(__name__)
+
+# (inputs, y_true, probabilities, class_names) -> PNG bytes of a few examples with their predictions
+SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
+
+
+def write_classification_summaries(
+    writer: tf.summary.SummaryWriter,
+    step: int,
+    result: dict,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    samples_png: Optional[bytes] = None,
+) -> None:
+    """Everything the evaluation contract promises, for one split at one step."""
+    with writer.as_default(step=step):
+        tf.summary.image("evaluation/confusion_matrix", _png_batch(figures.confusion_matrix_png(result["confusion_matrix"], class_names)))
+        if samples_png is not None:
+            tf.summary.image("evaluation/sample_predictions", _png_batch(samples_png))
+        tf.summary.text("evaluation/per_class_metrics", evaluation.per_class_table(result))
+        for key in ("accuracy", "macro_f1", "roc_auc_ovr"):
+            if result.get(key) is not None:
+                tf.summary.scalar(f"evaluation/{key}", result[key])
+        for index, name in enumerate(class_names):
+            proto = pr_summary.pb(
+                f"pr_curve/{name}",
+                labels=(y_true == index),
+                predictions=probabilities[:, index].astype(np.float32),
+                num_thresholds=101,
+            )
+            tf.summary.experimental.write_raw_pb(proto.SerializeToString(), step=step)
+    writer.flush()
+
+
+def collect(model: keras.Model, dataset: tf.data.Dataset, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and probabilities for a whole (unshuffled) dataset, plus its first ``keep`` inputs."""
+    inputs, labels, probabilities = [], [], []
+    kept = 0
+    for x, y in dataset:
+        probabilities.append(model(x, training=False).numpy())
+        labels.append(y.numpy())
+        if kept < keep:
+            inputs.append(np.asarray(x)[: keep - kept])
+            kept += len(inputs[-1])
+    sample = np.concatenate(inputs) if inputs else np.zeros((0,))
+    return sample, np.concatenate(labels).astype(int), np.concatenate(probabilities).astype(np.float64)
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Writes confusion matrix, sample predictions, PR curves and per-class metrics on validation data."""
+
+    def __init__(self, dataset, class_names, log_dir: Path, every_epochs: int, top_k: int, sample_count: int,
+                 render_samples: Optional[SampleRenderer] = None):
+        super().__init__()
+        self.dataset = dataset
+        self.class_names = class_names
+        self.log_dir = Path(log_dir)
+        self.every_epochs = every_epochs
+        self.top_k = top_k
+        self.sample_count = sample_count
+        self.render_samples = render_samples
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
+            self.evaluate(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+    def evaluate(self, step: int) -> dict:
+        self._writer = self._writer or tf.summary.create_file_writer(str(self.log_dir))
+        x, y_true, probabilities = collect(self.model, self.dataset, self.sample_count)
+        result = evaluation.classification_metrics(y_true, probabilities, self.class_names, self.top_k)
+        png = self.render_samples(x, y_true[: len(x)], probabilities[: len(x)], self.class_names) if self.render_samples else None
+        write_classification_summaries(self._writer, step, result, y_true, probabilities, self.class_names, png)
+        return result
+
+
+def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:
+    """HParams session start: ties this run's config to the scalars in its logs/ subfolders."""
+    hparams = {key: _hparam_value(value) for key, value in flat_config.items()}
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        hp.hparams(hparams, trial_id=trial_id)
+    writer.close()
+
+
+def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
+    """TensorBoard scalars, resume state, best model, and early stopping when asked."""
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
+        # Saved every epoch: an interrupted run resumes after its last finished epoch.
+        keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(str(run.best_model), monitor="val_loss", save_best_only=True, verbose=0),
+    ]
+    if train_config.early_stopping_patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_config.early_stopping_patience, restore_best_weights=True)
+        )
+    return callbacks
+
+
+def _png_batch(png: bytes) -> tf.Tensor:
+    return tf.expand_dims(tf.image.decode_png(png, channels=4), 0)
+
+
+def _hparam_value(value):
+    if value is None or isinstance(value, (list, tuple, dict)):
+        return str(value)
+    return value

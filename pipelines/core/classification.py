@@ -1,0 +1,75 @@
+"""Single-label classification, shared by the vision, speech and NLP domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from pipelines.core import callbacks, evaluation, figures
+from pipelines.core.pipeline import Data, Pipeline
+from pipelines.core.rundir import RunDir
+
+
+class ClassificationPipeline(Pipeline):
+    """Softmax output, cross-entropy, the field's classification metrics and serving outputs."""
+
+    def compile_args(self, config: Any, data: Data) -> dict:
+        k = min(config.eval.top_k, len(data.class_names))
+        smoothing = config.train.label_smoothing
+        return {
+            "loss": _smoothed_sparse_crossentropy(smoothing, len(data.class_names))
+            if smoothing > 0
+            else keras.losses.SparseCategoricalCrossentropy(),
+            "metrics": [
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy"),
+            ],
+        }
+
+    def extra_callbacks(self, config: Any, data: Data, run: RunDir) -> list[keras.callbacks.Callback]:
+        return [
+            callbacks.EvaluationCallback(
+                data.validation, data.class_names, run.logs / "validation", config.eval.every_epochs,
+                config.eval.top_k, config.eval.sample_images, self.render_samples,
+            )
+        ]
+
+    def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
+        x, y_true, probabilities = callbacks.collect(model, data.test, keep=config.eval.sample_images)
+        metrics = evaluation.classification_metrics(y_true, probabilities, data.class_names, config.eval.top_k)
+        samples_png = self.render_samples(x, y_true[: len(x)], probabilities[: len(x)], data.class_names)
+        run.samples.mkdir(exist_ok=True)
+        (run.samples / "confusion_matrix.png").write_bytes(figures.confusion_matrix_png(metrics["confusion_matrix"], data.class_names))
+        (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(y_true, probabilities, data.class_names))
+        if samples_png:
+            (run.samples / "sample_predictions.png").write_bytes(samples_png)
+        writer = tf.summary.create_file_writer(str(run.logs / "eval"))
+        callbacks.write_classification_summaries(writer, step, metrics, y_true, probabilities, data.class_names, samples_png)
+        writer.close()
+        run.write_metrics({"split": "test", **metrics})
+        return metrics
+
+    def headline(self, metrics: dict) -> str:
+        return evaluation.headline(metrics)
+
+    def classify_outputs(self, probabilities: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
+        """The serving contract's outputs for classification domains."""
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {
+            "probabilities": tf.cast(probabilities, tf.float32),
+            "class_id": class_id,
+            "class_name": tf.gather(tf.constant(class_names), class_id),
+        }
+
+
+def _smoothed_sparse_crossentropy(smoothing: float, n_classes: int):
+    # Keras' sparse cross-entropy takes no label smoothing; one-hot the labels inside the loss.
+    dense = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+
+    def smoothed_crossentropy(y_true, y_pred):
+        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
+        return dense(labels, y_pred)
+
+    return smoothed_crossentropy

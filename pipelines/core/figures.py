@@ -1,0 +1,70 @@
+"""Figures a person looks at, rendered to PNG bytes (written to samples/ and TensorBoard)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+
+def confusion_matrix_png(matrix: list[list[int]], class_names: list[str]) -> bytes:
+    matrix = np.asarray(matrix)
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 10 else 0)
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(class_names) <= 30:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > threshold else "black")
+    ax.set_title("confusion matrix")
+    return _to_png(fig)
+
+
+def pr_curves_png(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for index, name in enumerate(class_names):
+        positives = np.asarray(y_true) == index
+        if not positives.any():
+            continue
+        precision, recall, _ = skm.precision_recall_curve(positives, probabilities[:, index])
+        ap = skm.average_precision_score(positives, probabilities[:, index])
+        ax.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("precision-recall, one curve per class")
+    ax.legend(fontsize=7, loc="lower left", ncol=2 if len(class_names) > 10 else 1)
+    return _to_png(fig)
+
+
+def image_grid_png(images: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 8) -> bytes:
+    """Images (uint8, [n, h, w, c]) in a grid, each with a title (e.g. 'true 3 / pred 8')."""
+    count = len(images)
+    rows = max(1, int(np.ceil(count / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for index, (ax, image) in enumerate(zip(axes.flat, images)):
+        image = np.asarray(image)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(titles[index], fontsize=7, color=(colors or ["black"] * count)[index])
+    return _to_png(fig)
+
+
+def _to_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,87 @@
+"""What a domain provides: the checklist the training driver, evaluation, export and CLI use.
+
+A domain subclasses :class:`Pipeline` (or :class:`ClassificationPipeline`), fills its
+registries, and exposes one instance as ``PIPELINE`` in its ``pipeline`` module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core.registry import Registry
+from pipelines.core.rundir import RunDir
+
+# name -> (tf function, input signature) of one SavedModel serving endpoint
+Endpoints = dict[str, tuple[Callable, list[tf.TensorSpec]]]
+
+
+@dataclasses.dataclass
+class Data:
+    """The splits a domain's loader hands the training driver, batched as ``(inputs, label)``."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: list[str]
+    input_shape: tuple  # one example as the model sees it
+    sizes: dict[str, int]  # examples per split
+    source: str  # where the data came from, for the console and run.json
+
+    def describe(self) -> str:
+        counts = " / ".join(f"{self.sizes[s]:,} {s}" for s in ("train", "validation", "test"))
+        return f"{self.source}: {counts}, {len(self.class_names)} classes, input {self.input_shape}"
+
+
+class Pipeline:
+    """A domain: config, data, model, metrics and serving. Subclasses fill the class attributes."""
+
+    domain: str
+    config_class: type
+    sources: Registry
+    models: Registry
+
+    def data_overrides(self, data_arg: str) -> list[str]:
+        """``--data X`` as config overrides (the domain decides what a path means)."""
+        return [f"data.path={data_arg}"]
+
+    def load_data(self, config: Any) -> Data:
+        raise NotImplementedError
+
+    def build_model(self, config: Any, data: Data) -> keras.Model:
+        return self.models.get(config.model.name)(config.model, data)
+
+    def compile_args(self, config: Any, data: Data) -> dict:
+        raise NotImplementedError
+
+    def extra_callbacks(self, config: Any, data: Data, run: RunDir) -> list[keras.callbacks.Callback]:
+        """Domain callbacks beside the shared ones (e.g. evaluation summaries each epoch)."""
+        return []
+
+    def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
+        """Test-split metrics, written to metrics.json, samples/ and ``logs/eval``; returned too."""
+        raise NotImplementedError
+
+    def headline(self, metrics: dict) -> str:
+        """The key figures as one line, for the console."""
+        raise NotImplementedError
+
+    def serving_endpoints(self, model: keras.Model, class_names: list[str]) -> Endpoints:
+        raise NotImplementedError
+
+    def tflite_signature(self) -> Optional[str]:
+        """The SavedModel signature TFLite converts (one without string ops), or None."""
+        return None
+
+    def read_inputs(self, paths: list[Path], model: keras.Model) -> np.ndarray:
+        """Files named on the predict command line -> one model input batch."""
+        raise NotImplementedError
+
+    def render_samples(self, inputs: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> Optional[bytes]:
+        """PNG of a few examples with their predictions (TensorBoard and samples/); None = none."""
+        return None

@@ -1,0 +1,67 @@
+"""Reusable tf.data stages; :func:`batched` owns the order in which they run.
+
+Every domain feeds Keras through :func:`batched`, so ordering mistakes (shuffling after
+batching, caching augmented data, forgetting prefetch) are fixed once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core.errors import UserError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+    """Indices per split, each class divided in the given proportions (the rest goes to 'train').
+
+    >>> parts = stratified_split(np.array([0] * 10 + [1] * 10), {"test": 0.2}, seed=0)
+    >>> sorted(len(v) for v in parts.values())
+    [4, 16]
+    """
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list] = {name: [] for name in (*fractions, "train")}
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        start = 0
+        for name, fraction in fractions.items():
+            count = int(round(fraction * len(members)))
+            parts[name].append(members[start : start + count])
+            start += count
+        parts["train"].append(members[start:])
+    split = {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+    empty = [name for name, idx in split.items() if len(idx) == 0]
+    if empty:
+        raise UserError(f"too few examples to make a {'/'.join(empty)} split ({len(labels)} in all); add data")
+    return split
+
+
+def batched(
+    ds: tf.data.Dataset,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    preprocess: Optional[Callable] = None,
+    cache: bool = True,
+    repeat: bool = False,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """decode/preprocess -> cache -> shuffle -> (repeat) -> batch -> prefetch."""
+    if preprocess is not None:
+        # Deterministic parallel map: the same seed gives the same batches in the same order.
+        ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        # After decoding, before shuffling: decode once, reshuffle every epoch.
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
+    ds = ds.batch(batch_size, drop_remainder=False)
+    return ds.prefetch(AUTOTUNE)

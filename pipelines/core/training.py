@@ -1,0 +1,115 @@
+"""The training driver: seed, strategy, compile, fit with the shared callbacks, evaluate, save.
+
+Every domain trains through :func:`train`; anything unusual (GAN, seq2seq) is a
+``keras.Model`` with its own ``train_step``, not another driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from pipelines.core import callbacks as shared_callbacks
+from pipelines.core.config import TrainConfig, dump_yaml, flatten, to_dict
+from pipelines.core.errors import UserError
+from pipelines.core.pipeline import Data, Pipeline
+from pipelines.core.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(train_config: TrainConfig) -> None:
+    """Python, NumPy and TensorFlow seeds; op determinism when asked (same seed -> same weights)."""
+    keras.utils.set_random_seed(train_config.seed)
+    if train_config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise UserError(f"unknown train.strategy '{name}'; choose default or mirrored")
+
+
+def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    total = max(1, steps_per_epoch * train_config.epochs)
+    warmup = min(total - 1, int(train_config.warmup_epochs * steps_per_epoch))
+    peak = train_config.learning_rate
+    if train_config.schedule == "constant":
+        rate = peak
+    elif train_config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else peak,
+            decay_steps=total - warmup,
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
+        )
+    else:
+        raise UserError(f"unknown train.schedule '{train_config.schedule}'; choose constant or cosine")
+    optimizers = {
+        "adam": lambda: keras.optimizers.Adam(rate),
+        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=train_config.weight_decay),
+        "sgd": lambda: keras.optimizers.SGD(rate, momentum=0.9, nesterov=True),
+    }
+    if train_config.optimizer not in optimizers:
+        raise UserError(f"unknown train.optimizer '{train_config.optimizer}'; choose one of: {', '.join(optimizers)}")
+    return optimizers[train_config.optimizer]()
+
+
+@contextlib.contextmanager
+def precision_policy(mixed: bool):
+    """Mixed float16 for the duration of model building and training only."""
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def steps_per_epoch(data: Data, train_config: TrainConfig) -> int:
+    return train_config.steps_per_epoch or math.ceil(data.sizes["train"] / train_config.batch_size)
+
+
+def prepare_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None) -> tuple[RunDir, Data]:
+    """Load (and so validate) the data first: bad input never leaves a half-made run behind."""
+    seed_everything(config.train)
+    data = pipeline.load_data(config)
+    run = RunDir.create(runs_dir, pipeline.domain, name)
+    dump_yaml(config, run.config)
+    return run, data
+
+
+def train(pipeline: Pipeline, config: Any, run: RunDir, data: Data, resume: bool = False) -> dict:
+    """Fit (or continue fitting) ``run``; save the model; evaluate on the test split."""
+    started = time.time()
+    run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape), data=data.describe())
+    log.info("data: %s", data.describe())
+    if not resume:
+        shared_callbacks.write_hparams(run.logs, flatten(to_dict(config)), trial_id=run.root.name)
+    steps = steps_per_epoch(data, config.train)
+    with precision_policy(config.train.mixed_precision), make_strategy(config.train.strategy).scope():
+        model = pipeline.build_model(config, data)
+        model.compile(optimizer=make_optimizer(config.train, steps), **pipeline.compile_args(config, data))
+    log.info("model: %s, %s parameters", config.model.name, f"{model.count_params():,}")
+    model.fit(
+        data.train.repeat() if config.train.steps_per_epoch else data.train,
+        validation_data=data.validation,
+        epochs=config.train.epochs,
+        steps_per_epoch=config.train.steps_per_epoch,
+        callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run)],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    model.save(run.model)
+    metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
+    run.write_info(status="complete", train_seconds=round(time.time() - started, 1))
+    return metrics

@@ -1,0 +1,11 @@
+"""The registration of domains: CLI name -> (pipeline module, one-line description).
+
+Adding a domain is one folder under ``pipelines/`` plus one line here. The CLI reads this
+table without importing TensorFlow, so ``dlapps --help`` stays fast; the module is imported
+only when a command of that domain runs. The module must expose ``PIPELINE``, an instance
+of :class:`pipelines.core.pipeline.Pipeline`.
+"""
+
+DOMAINS = {
+    "vision": ("pipelines.vision.pipeline", "Image classification: digits, MNIST, image folders, tfds."),
+}

@@ -1,0 +1,254 @@
+"""Vision data: raw image sources and the decode/fit stages shared with the serving graph.
+
+Every source yields, per split, an unbatched ``tf.data`` of ``(uint8 image [h, w, c], label)``;
+:func:`fit_image` then brings each image to the model's size and channels. The exported
+SavedModel runs :func:`decode_image` and the same :func:`fit_image`, so training and serving
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core.errors import UserError
+from pipelines.core.registry import Registry
+from pipelines.core.stages import stratified_split
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SOURCES = Registry("vision data source")
+
+
+@dataclasses.dataclass
+class RawImages:
+    """What a source gives: unbatched splits of ``(uint8 image, label)`` and what they hold."""
+
+    splits: dict[str, tf.data.Dataset]
+    sizes: dict[str, int]
+    class_names: list[str]
+    image_shape: tuple[int, int, int]  # the source's native (h, w, c); folders: the most common
+    name: str
+
+
+# --- stages (pure tensor -> tensor; used in tf.data and in the exported graph) ------------
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """PNG/JPEG/BMP/GIF bytes -> uint8 RGB [h, w, 3] (first frame of an animation)."""
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+
+def fit_image(image: tf.Tensor, height: int, width: int, channels: int) -> tf.Tensor:
+    """Any uint8 image -> float32 [height, width, channels] in 0..255 (grey <-> RGB, resized)."""
+    image = tf.cast(image, tf.float32)
+    have = image.shape[-1]
+    if have == 3 and channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    elif have == 1 and channels == 3:
+        image = tf.image.grayscale_to_rgb(image)
+    if image.shape[-3:-1] != (height, width):
+        # Resize only when needed: a no-op resize would still blur nothing but cost time.
+        image = tf.image.resize(image, (height, width), antialias=True)
+        image = tf.ensure_shape(image, [*image.shape[:-3], height, width, channels])
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+def split_in_memory(images: np.ndarray, labels: np.ndarray, config: Any, fractions: dict[str, float]) -> dict:
+    """Stratified splits of arrays -> tf.data per split (the arrays stay in memory)."""
+    parts = stratified_split(labels, fractions, seed=config.split_seed)
+    return {name: (images[idx], labels[idx]) for name, idx in parts.items()}
+
+
+def _from_arrays(parts: dict, class_names: list[str], name: str) -> RawImages:
+    splits = {split: tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))) for split, (x, y) in parts.items()}
+    sizes = {split: len(y) for split, (_, y) in parts.items()}
+    any_images = next(iter(parts.values()))[0]
+    return RawImages(splits, sizes, class_names, tuple(any_images.shape[1:]), name)
+
+
+def holdout_fractions(config: Any) -> dict[str, float]:
+    """Test and validation shares of the whole set (validation is taken from what test leaves)."""
+    return {"test": config.test_fraction, "validation": config.validation_fraction * (1 - config.test_fraction)}
+
+
+@SOURCES.register("digits")
+def digits_source(config: Any) -> RawImages:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images); no download."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # 17 grey levels (0..16) -> 0..255, so served PNGs and training arrays share one scale.
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    parts = split_in_memory(images, bunch.target, config, holdout_fractions(config))
+    return _from_arrays(parts, [str(c) for c in bunch.target_names], "digits (scikit-learn)")
+
+
+@SOURCES.register("idx")
+def idx_source(config: Any) -> RawImages:
+    """MNIST-style IDX files in a folder (train-/t10k- images and labels, .gz or raw)."""
+    folder = _existing_path(config.path)
+    arrays = {}
+    for key, stem in (("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
+                      ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")):
+        arrays[key] = read_idx(_find_idx(folder, stem))
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    if len(x_train) != len(y_train) or len(arrays["x_test"]) != len(arrays["y_test"]):
+        raise UserError(f"IDX files in {folder} disagree: image and label counts differ")
+    parts = split_in_memory(x_train[..., None], y_train, config, {"validation": config.validation_fraction})
+    parts["test"] = (arrays["x_test"][..., None], arrays["y_test"])
+    class_names = [str(c) for c in range(int(max(y_train.max(), arrays["y_test"].max())) + 1)]
+    return _from_arrays(parts, class_names, f"IDX files in {folder}")
+
+
+@SOURCES.register("folder")
+def folder_source(config: Any) -> RawImages:
+    """A folder with one subfolder per class of PNG/JPEG/BMP/GIF files (any size, grey or colour)."""
+    root = _existing_path(config.path)
+    paths, labels, class_names = _list_class_folders(root)
+    paths, labels, shapes = _keep_decodable(paths, labels, config.on_bad_file, root)
+    if len(set(labels)) < 2:
+        raise UserError(f"{root} has usable images in only one class; a classifier needs at least two")
+    (h, w, _), _ = Counter(tuple(s[:2]) + (0,) for s in shapes).most_common(1)[0]
+    channels = 3 if any(s[2] >= 3 for s in shapes) else 1
+    paths, labels = np.array(paths), np.array(labels, dtype=np.int64)
+    parts = stratified_split(labels, holdout_fractions(config), seed=config.split_seed)
+
+    def load(path, label):
+        return decode_image(tf.io.read_file(path)), label
+
+    splits = {name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(load) for name, idx in parts.items()}
+    sizes = {name: len(idx) for name, idx in parts.items()}
+    return RawImages(splits, sizes, class_names, (h, w, channels), f"image folder {root}")
+
+
+@SOURCES.register("tfds")
+def tfds_source(config: Any) -> RawImages:
+    """Any TensorFlow Datasets image-classification dataset by name (downloads on first use)."""
+    import tensorflow_datasets as tfds
+
+    name = config.path
+    try:
+        builder = tfds.builder(name, data_dir=config.tfds_data_dir)
+        builder.download_and_prepare()
+    except Exception as err:  # tfds raises many types: unknown name, no network, bad data_dir
+        raise UserError(f"tfds dataset '{name}' is not available: {str(err).splitlines()[0]}") from None
+    info = builder.info
+    image_key, label_key = _tfds_keys(info, name)
+    train_split = "train" if "train" in info.splits else next(iter(info.splits))
+    test_split = "test" if "test" in info.splits else None
+    val_pct = int(round(config.validation_fraction * 100))
+    test_pct = int(round(config.test_fraction * 100))
+    if test_split:
+        wanted = {"train": f"{train_split}[{val_pct}%:]", "validation": f"{train_split}[:{val_pct}%]", "test": test_split}
+    else:
+        wanted = {"train": f"{train_split}[{val_pct + test_pct}%:]", "validation": f"{train_split}[:{val_pct}%]",
+                  "test": f"{train_split}[{val_pct}%:{val_pct + test_pct}%]"}
+    splits, sizes = {}, {}
+    for split, spec in wanted.items():
+        ds = builder.as_dataset(split=spec, shuffle_files=False)
+        splits[split] = ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int64)))
+        sizes[split] = int(ds.cardinality())
+    shape = info.features[image_key].shape
+    return RawImages(splits, sizes, list(info.features[label_key].names), tuple(shape), f"tfds {name}")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (optionally gzipped) -> numpy array, with its header checked."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as err:
+        raise UserError(f"cannot read IDX file {path}: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise UserError(f"{path} is truncated: header says {shape}, found {body.size} values")
+    return body.reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Path:
+    for candidate in (folder / f"{stem}.gz", folder / stem, folder / stem.replace("-idx", ".idx")):
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"{folder} has no {stem}[.gz]; an IDX folder needs train-/t10k- images and labels")
+
+
+def looks_like_idx_folder(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("train-images-idx3-ubyte*"))
+
+
+def _existing_path(path: Optional[str]) -> Path:
+    if not path:
+        raise UserError("this data source needs a path: --data PATH")
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise UserError(f"data path not found: {folder}")
+    return folder
+
+
+def _list_class_folders(root: Path) -> tuple[list[str], list[int], list[str]]:
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; --data needs a folder with one subfolder per class")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise UserError(f"{root} has no class subfolders; put each class's images in {root}/<class name>/")
+    paths, labels = [], []
+    for label, folder in enumerate(class_dirs):
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise UserError(f"class folder {folder} has no images; add some or remove the folder")
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    return paths, labels, [p.name for p in class_dirs]
+
+
+def _keep_decodable(paths: list[str], labels: list[int], on_bad_file: str, root: Path):
+    """Decode every file once (in parallel, in tf.data); report or drop those that fail."""
+    if len(paths) > 2000:
+        log.info("checking %s images in %s ...", f"{len(paths):,}", root)
+    probe = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda p: (p, tf.shape(tf.io.decode_image(tf.io.read_file(p), channels=0, expand_animations=False))),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+    ).ignore_errors()
+    shapes = {path.decode(): tuple(int(v) for v in shape) for path, shape in probe.as_numpy_iterator()}
+    bad = [p for p in paths if p not in shapes]
+    if bad and on_bad_file != "skip":
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise UserError(f"{len(bad)} file(s) under {root} are not readable images: {shown}; "
+                        "remove them or --set data.on_bad_file=skip")
+    if bad:
+        log.warning("skipped %d unreadable file(s) under %s: %s", len(bad), root, ", ".join(bad[:10]))
+    keep = [i for i, p in enumerate(paths) if p in shapes]
+    if not keep:
+        raise UserError(f"no readable images under {root}")
+    return [paths[i] for i in keep], [labels[i] for i in keep], [shapes[paths[i]] for i in keep]
+
+
+def _tfds_keys(info, name: str) -> tuple[str, str]:
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    image_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+    label_keys = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+    if not image_keys or not label_keys:
+        raise UserError(f"tfds dataset '{name}' is not image classification (needs an Image and a ClassLabel feature)")
+    return ("image" if "image" in image_keys else image_keys[0]), ("label" if "label" in label_keys else label_keys[0])

@@ -1,0 +1,139 @@
+"""Vision models, registered by name. Each takes float32 images in 0..255 and returns probabilities.
+
+Scaling and augmentation are layers of the model: the saved model scales exactly as in
+training, and augmentation (active only in training) never reaches the served graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers
+
+from pipelines.core.errors import UserError
+from pipelines.core.registry import Registry
+
+MODELS = Registry("vision model")
+
+AUGMENTATIONS = {
+    "translate": lambda: layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+    "rotate": lambda: layers.RandomRotation(0.04, fill_mode="constant"),  # +-15 degrees
+    "zoom": lambda: layers.RandomZoom(0.1, fill_mode="constant"),
+    "contrast": lambda: layers.RandomContrast(0.2),
+    "flip": lambda: layers.RandomFlip("horizontal"),  # wrong for digits and text: not a default
+}
+
+
+def model_input(input_shape: tuple, augment: list[str]) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Input of 0..255 pixels -> augmentation (training only) -> 0..1."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for name in augment:
+        if name not in AUGMENTATIONS:
+            raise UserError(f"unknown augmentation '{name}' in data.augment; choose from: {', '.join(AUGMENTATIONS)}")
+        x = AUGMENTATIONS[name]()(x)
+    return inputs, layers.Rescaling(1.0 / 255.0)(x)
+
+
+def classifier_head(x, n_classes: int, dropout: float):
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    # float32 output even under mixed precision: softmax in float16 loses small probabilities.
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def conv_bn_relu(x, filters: int, strides: int = 1):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def residual_block(x, filters: int, strides: int = 1):
+    shortcut = x
+    x = conv_bn_relu(x, filters, strides)
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    if strides != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
+        shortcut = layers.BatchNormalization()(shortcut)
+    return layers.ReLU()(layers.Add()([x, shortcut]))
+
+
+def _downsample_stride(x) -> int:
+    # Tiny inputs (8x8 digits) cannot be halved as often as 224x224 photos.
+    return 2 if min(x.shape[1], x.shape[2]) >= 4 else 1
+
+
+@MODELS.register("mlp")
+def build_mlp(config: Any, data) -> keras.Model:
+    """Feed-forward net on flattened pixels (the classic baseline)."""
+    inputs, x = model_input(data.input_shape, config.augment)
+    x = layers.Flatten()(x)
+    for _ in range(config.depth):
+        x = layers.Dense(config.width * 8, activation="relu")(x)
+        x = layers.Dropout(config.dropout)(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), 0.0), name="mlp")
+
+
+@MODELS.register("cnn")
+def build_cnn(config: Any, data) -> keras.Model:
+    """Small residual CNN with batch norm (default): a stem, three stages, global pooling."""
+    inputs, x = model_input(data.input_shape, config.augment)
+    x = conv_bn_relu(x, config.width)
+    x = residual_block(x, config.width)
+    x = residual_block(x, config.width * 2, _downsample_stride(x))
+    x = residual_block(x, config.width * 4, _downsample_stride(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="cnn")
+
+
+@MODELS.register("resnet")
+def build_resnet(config: Any, data) -> keras.Model:
+    """Deeper residual CNN: config.depth blocks per stage, three stages."""
+    inputs, x = model_input(data.input_shape, config.augment)
+    x = conv_bn_relu(x, config.width)
+    for stage in range(3):
+        for block in range(config.depth):
+            strides = _downsample_stride(x) if (stage > 0 and block == 0) else 1
+            x = residual_block(x, config.width * 2**stage, strides)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="resnet")
+
+
+def _application(constructor, min_size: int, name: str):
+    def build(config: Any, data) -> keras.Model:
+        inputs = keras.Input(shape=data.input_shape, name="image")
+        x = inputs
+        for aug in config.augment:
+            x = AUGMENTATIONS[aug]()(x)
+        if data.input_shape[-1] == 1:
+            x = layers.Concatenate()([x, x, x])  # ImageNet backbones expect RGB
+        if min(data.input_shape[:2]) < min_size:
+            x = layers.Resizing(min_size, min_size)(x)
+        weights = None if config.weights == "none" else config.weights
+        try:
+            # These backbones scale 0..255 inputs themselves (include_preprocessing).
+            backbone = constructor(include_top=False, weights=weights, input_shape=tuple(x.shape[1:]), pooling="avg")
+        except Exception as err:  # no network, wrong shape for the weights, ...
+            raise UserError(f"cannot build {name} with weights={config.weights}: {str(err).splitlines()[0]}; "
+                            "use --set model.weights=none offline") from None
+        backbone.trainable = not config.freeze_backbone
+        x = backbone(x)
+        return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name=name)
+
+    return build
+
+
+def _register_applications():
+    apps = keras.applications
+    for name, constructor, doc in (
+        ("mobilenet_v3_small", apps.MobileNetV3Small, "MobileNetV3-Small backbone (keras.applications), transfer learning"),
+        ("efficientnet_b0", apps.EfficientNetB0, "EfficientNet-B0 backbone (keras.applications), transfer learning"),
+    ):
+        build = _application(constructor, 32, name)
+        build.__doc__ = doc
+        MODELS.register(name)(build)
+
+
+_register_applications()

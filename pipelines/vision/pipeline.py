@@ -1,0 +1,138 @@
+"""The vision domain: image classification from digits, IDX, image folders or tfds."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core import figures
+from pipelines.core.classification import ClassificationPipeline
+from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.errors import UserError
+from pipelines.core.pipeline import Data, Endpoints
+from pipelines.core.stages import batched
+from pipelines.vision import data as vision_data
+from pipelines.vision import models as vision_models
+
+
+@dataclasses.dataclass
+class VisionDataConfig:
+    source: str = "auto"  # auto | digits | idx | folder | tfds  (auto: from --data)
+    path: Optional[str] = None  # folder for idx/folder, dataset name for tfds
+    image_size: Optional[list[int]] = None  # [height, width]; None = the source's native size
+    channels: Optional[int] = None  # 1 or 3; None = the source's
+    test_fraction: float = 0.2  # sources without an official test split
+    validation_fraction: float = 0.1  # of what the test split leaves
+    split_seed: int = 0
+    on_bad_file: str = "error"  # error | skip (image folders)
+    cache: bool = True
+    tfds_data_dir: Optional[str] = None
+
+
+@dataclasses.dataclass
+class VisionModelConfig:
+    name: str = "cnn"
+    width: int = 32  # filters of the first stage (units / 8 for the MLP)
+    depth: int = 2  # blocks per stage (resnet), hidden layers (mlp)
+    dropout: float = 0.2
+    augment: list[str] = dataclasses.field(default_factory=lambda: ["translate"])
+    weights: str = "none"  # keras.applications backbones: none | imagenet
+    freeze_backbone: bool = False
+
+
+@dataclasses.dataclass
+class VisionConfig:
+    data: VisionDataConfig = dataclasses.field(default_factory=VisionDataConfig)
+    model: VisionModelConfig = dataclasses.field(default_factory=VisionModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=30, batch_size=64))
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+class VisionPipeline(ClassificationPipeline):
+    domain = "vision"
+    config_class = VisionConfig
+    sources = vision_data.SOURCES
+    models = vision_models.MODELS
+
+    def data_overrides(self, data_arg: str) -> list[str]:
+        if data_arg.startswith("tfds:"):
+            return ["data.source=tfds", f"data.path={data_arg[5:]}"]
+        return [f"data.path={data_arg}"]
+
+    def resolve_source(self, config: VisionDataConfig) -> str:
+        if config.source != "auto":
+            return config.source
+        if not config.path:
+            return "digits"
+        return "idx" if vision_data.looks_like_idx_folder(Path(config.path)) else "folder"
+
+    def load_data(self, config: VisionConfig) -> Data:
+        raw = self.sources.get(self.resolve_source(config.data))(config.data)
+        height, width = config.data.image_size or raw.image_shape[:2]
+        channels = config.data.channels or raw.image_shape[2]
+        if height is None or width is None:
+            raise UserError(f"{raw.name} has images of varying size; set one with --set data.image_size=[224,224]")
+        if channels not in (1, 3):
+            raise UserError(f"data.channels must be 1 or 3, got {channels}")
+
+        def prepare(image, label):
+            return vision_data.fit_image(image, height, width, channels), label
+
+        splits = {
+            name: batched(ds, batch_size=config.train.batch_size, training=(name == "train"), seed=config.train.seed,
+                          preprocess=prepare, cache=config.data.cache)
+            for name, ds in raw.splits.items()
+        }
+        return Data(splits["train"], splits["validation"], splits["test"], raw.class_names,
+                    (height, width, channels), raw.sizes, raw.name)
+
+    def serving_endpoints(self, model: keras.Model, class_names: list[str]) -> Endpoints:
+        height, width, channels = model.input_shape[1:]
+
+        def classify_pixels(images):
+            return self.classify_outputs(model(images, training=False), class_names)
+
+        def from_bytes(image_bytes):
+            # Images of any size: decode and fit one by one, then classify as a batch.
+            images = tf.map_fn(
+                lambda b: vision_data.fit_image(vision_data.decode_image(b), height, width, channels),
+                image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
+            )
+            return classify_pixels(images)
+
+        return {
+            "serving_default": (from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+            # Already-decoded pixels (0..255) at the model's size: what TFLite converts.
+            "serving_pixels": (classify_pixels, [tf.TensorSpec([None, height, width, channels], tf.float32, name="images")]),
+        }
+
+    def tflite_signature(self) -> Optional[str]:
+        return "serving_pixels"
+
+    def read_inputs(self, paths: list[Path], model: keras.Model) -> np.ndarray:
+        height, width, channels = model.input_shape[1:]
+        images = []
+        for path in paths:
+            try:
+                image = vision_data.decode_image(tf.io.read_file(str(path)))
+            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+                raise UserError(f"cannot read image {path}: not a PNG/JPEG/BMP/GIF file (or missing)") from None
+            images.append(vision_data.fit_image(image, height, width, channels).numpy())
+        return np.stack(images)
+
+    def render_samples(self, inputs, y_true, probabilities, class_names) -> Optional[bytes]:
+        if len(inputs) == 0:
+            return None
+        predicted = probabilities.argmax(axis=1)
+        titles = [f"{class_names[t]} -> {class_names[p]} {probabilities[i, p]:.2f}"
+                  for i, (t, p) in enumerate(zip(y_true, predicted))]
+        colors = ["green" if t == p else "red" for t, p in zip(y_true, predicted)]
+        return figures.image_grid_png(np.clip(inputs, 0, 255).astype(np.uint8), titles, colors)
+
+
+PIPELINE = VisionPipeline()
