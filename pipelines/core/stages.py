@@ -30,6 +30,8 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int)
         start = 0
         for name, fraction in fractions.items():
             count = int(round(fraction * len(members)))
+            if count == 0 and fraction > 0 and len(members) > len(fractions):
+                count = 1  # small classes still reach every split, so no split misses a class
             parts[name].append(members[start : start + count])
             start += count
         parts["train"].append(members[start:])

@@ -54,8 +54,12 @@ def residual_block(x, filters: int, strides: int = 1):
     x = conv_bn_relu(x, filters, strides)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
-    if strides != 1 or shortcut.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
+    if strides != 1:
+        # Average-pool then 1x1 conv (ResNet-D): keeps every input pixel, unlike a strided 1x1
+        # conv, and sidesteps a oneDNN crash in the strided 1x1 conv's gradient (TF 2.21, CPU).
+        shortcut = layers.AveragePooling2D(strides, padding="same")(shortcut)
+    if shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, use_bias=False)(shortcut)
         shortcut = layers.BatchNormalization()(shortcut)
     return layers.ReLU()(layers.Add()([x, shortcut]))
 

@@ -1,0 +1,43 @@
+"""Session fixtures: small image folders and IDX files, generated on the spot."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from tests.helpers import encode, shape_image, write_idx  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    """Three classes, 12 images each, mixed formats (PNG/JPEG/BMP/GIF), sizes and channels."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    formats = ["png", "jpg", "bmp", "gif"]
+    for kind, name in enumerate(["square", "hbar", "vbar"]):
+        (root / name).mkdir()
+        for i in range(12):
+            size = (16, 20, 24)[i % 3]
+            channels = 3 if i % 2 else 1
+            fmt = formats[i % 4]
+            if fmt == "gif":
+                channels = 3
+            (root / name / f"{i:02d}.{fmt}").write_bytes(encode(shape_image(kind, size, channels, rng), fmt))
+    return root
+
+
+@pytest.fixture(scope="session")
+def idx_folder(tmp_path_factory) -> Path:
+    """A tiny MNIST-layout IDX folder: 60 train / 20 test images of 12x12, three classes."""
+    root = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(1)
+    for prefix, count in (("train", 60), ("t10k", 21)):
+        labels = np.arange(count) % 3
+        images = np.stack([shape_image(k, 12, 1, rng)[..., 0] for k in labels])
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root

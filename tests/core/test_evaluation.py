@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from pipelines.core.evaluation import classification_metrics, per_class_table
+
+
+def test_metrics_match_hand_computed_values():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    probabilities = np.array([
+        [0.8, 0.1, 0.1], [0.4, 0.5, 0.1],  # second is wrong (predicted 1)
+        [0.1, 0.8, 0.1], [0.2, 0.7, 0.1],
+        [0.1, 0.2, 0.7], [0.3, 0.1, 0.6],
+    ])
+    m = classification_metrics(y_true, probabilities, ["a", "b", "c"], top_k=2)
+    assert m["accuracy"] == pytest.approx(5 / 6)
+    assert m["top_2_accuracy"] == 1.0
+    assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 2]]
+    assert m["macro_f1"] == pytest.approx(np.mean([2 / 3, 0.8, 1.0]))
+    assert 0.9 < m["roc_auc_ovr"] <= 1.0
+    assert "| a | 1.0000 | 0.5000 |" in per_class_table(m)
+
+
+def test_binary_auc_and_single_class_split():
+    y = np.array([0, 1, 1, 0])
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
+    assert classification_metrics(y, p, ["no", "yes"])["roc_auc_ovr"] == 1.0
+    assert classification_metrics(np.array([1, 1]), p[:2], ["no", "yes"])["roc_auc_ovr"] is None

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.core.errors import UserError
+from pipelines.core.stages import batched, stratified_split
+
+
+def test_stratified_split_keeps_class_balance_and_covers_everything():
+    labels = np.repeat(np.arange(4), 50)
+    parts = stratified_split(labels, {"test": 0.2, "validation": 0.1}, seed=0)
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(200))
+    for name, expected in (("test", 10), ("validation", 5), ("train", 35)):
+        assert np.bincount(labels[parts[name]]).tolist() == [expected] * 4
+    again = stratified_split(labels, {"test": 0.2, "validation": 0.1}, seed=0)
+    assert all((parts[k] == again[k]).all() for k in parts)
+
+
+def test_stratified_split_too_small():
+    with pytest.raises(UserError, match="too few examples"):
+        stratified_split(np.array([0, 1]), {"test": 0.2}, seed=0)
+
+
+def test_batched_is_deterministic_under_a_seed_and_keeps_every_example():
+    ds = tf.data.Dataset.range(100).map(lambda i: (i, i % 3))
+
+    def epoch(seed):
+        out = batched(ds, batch_size=16, training=True, seed=seed, preprocess=lambda x, y: (x * 2, y))
+        return np.concatenate([x.numpy() for x, _ in out])
+
+    first = epoch(1)
+    assert sorted(first.tolist()) == list(range(0, 200, 2))
+    assert (epoch(1) == first).all()
+    assert not (epoch(2) == first).all()
+    evaluation = batched(ds, batch_size=16, training=False, seed=0)
+    assert np.concatenate([x.numpy() for x, _ in evaluation]).tolist() == list(range(100))
