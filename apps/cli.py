@@ -76,15 +76,15 @@ def train_command(domain: str) -> click.Command:
             if run.info().get("status") == "complete":
                 raise UserError(f"{run.root} already finished training; start a new run with --config {run.config}")
             config = cfg.load_yaml(run.config, pipeline.config_class)
-            training.seed_everything(config.train)
-            data_splits = pipeline.load_data(config)
+            data_splits, model = training.prepare(pipeline, config)
         else:
             config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
-            config = cfg.apply_overrides(config, ([*pipeline.data_overrides(data)] if data else []) + list(overrides))
-            run, data_splits = training.prepare_run(pipeline, config, runs_dir, name)
+            config = cfg.apply_overrides(config, (pipeline.data_overrides(data) if data else []) + list(overrides))
+            data_splits, model = training.prepare(pipeline, config)
+            run = training.create_run(pipeline, config, runs_dir, name)
         click.echo(f"run directory: {run.root}", err=True)
         try:
-            metrics = training.train(pipeline, config, run, data_splits, resume=bool(resume_dir))
+            metrics = training.train(pipeline, config, data_splits, model, run)
         except KeyboardInterrupt:
             run.write_info(status="interrupted")
             click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)

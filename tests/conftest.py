@@ -5,11 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from tests.helpers import encode, shape_image, write_idx  # noqa: E402
+from apps.cli import main  # noqa: E402
+from tests.helpers import FAST, encode, shape_image, write_idx  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,14 @@ def idx_folder(tmp_path_factory) -> Path:
         write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return root
+
+
+@pytest.fixture(scope="session")
+def folder_run(image_folder, tmp_path_factory):
+    """One trained run on the mixed-format image folder, shared by the tests that only read it."""
+    runs = tmp_path_factory.mktemp("runs")
+    sets = [x for item in FAST for x in ("--set", item)]
+    args = ["vision", "train", "--data", image_folder, "--runs-dir", runs, "--name", "shapes", *sets]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + result.stderr
+    return runs / "vision" / "shapes", result

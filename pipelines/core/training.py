@@ -80,27 +80,31 @@ def steps_per_epoch(data: Data, train_config: TrainConfig) -> int:
     return train_config.steps_per_epoch or math.ceil(data.sizes["train"] / train_config.batch_size)
 
 
-def prepare_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None) -> tuple[RunDir, Data]:
-    """Load (and so validate) the data first: bad input never leaves a half-made run behind."""
+def prepare(pipeline: Pipeline, config: Any) -> tuple[Data, keras.Model]:
+    """Seed, load the data and build the compiled model: every user error surfaces here."""
     seed_everything(config.train)
     data = pipeline.load_data(config)
-    run = RunDir.create(runs_dir, pipeline.domain, name)
-    dump_yaml(config, run.config)
-    return run, data
-
-
-def train(pipeline: Pipeline, config: Any, run: RunDir, data: Data, resume: bool = False) -> dict:
-    """Fit (or continue fitting) ``run``; save the model; evaluate on the test split."""
-    started = time.time()
-    run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape), data=data.describe())
     log.info("data: %s", data.describe())
-    if not resume:
-        shared_callbacks.write_hparams(run.logs, flatten(to_dict(config)), trial_id=run.root.name)
-    steps = steps_per_epoch(data, config.train)
     with precision_policy(config.train.mixed_precision), make_strategy(config.train.strategy).scope():
         model = pipeline.build_model(config, data)
-        model.compile(optimizer=make_optimizer(config.train, steps), **pipeline.compile_args(config, data))
+        optimizer = make_optimizer(config.train, steps_per_epoch(data, config.train))
+        model.compile(optimizer=optimizer, **pipeline.compile_args(config, data))
     log.info("model: %s, %s parameters", config.model.name, f"{model.count_params():,}")
+    return data, model
+
+
+def create_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None) -> RunDir:
+    """A new run directory with its config; called after :func:`prepare`, so bad input leaves none behind."""
+    run = RunDir.create(runs_dir, pipeline.domain, name)
+    dump_yaml(config, run.config)
+    shared_callbacks.write_hparams(run.logs, flatten(to_dict(config)), trial_id=run.root.name)
+    return run
+
+
+def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: RunDir) -> dict:
+    """Fit ``model`` in ``run`` (continuing from its last finished epoch, if any), save, evaluate."""
+    started = time.time()
+    run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape), data=data.describe())
     model.fit(
         data.train.repeat() if config.train.steps_per_epoch else data.train,
         validation_data=data.validation,

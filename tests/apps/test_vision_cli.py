@@ -23,16 +23,6 @@ def dlapps(*args):
     return result
 
 
-@pytest.fixture(scope="module")
-def folder_run(image_folder, tmp_path_factory):
-    """One trained run on the mixed-format image folder, shared by the read-only tests below."""
-    runs = tmp_path_factory.mktemp("runs")
-    sets = [x for item in FAST for x in ("--set", item)]
-    result = dlapps("vision", "train", "--data", image_folder, "--runs-dir", runs, "--name", "shapes", *sets)
-    assert result.exit_code == 0, result.output + result.stderr
-    return runs / "vision" / "shapes", result
-
-
 def test_help_does_not_import_tensorflow():
     code = "import sys; from apps.cli import main; assert 'tensorflow' not in sys.modules; main(['--help'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
