@@ -101,8 +101,11 @@ def create_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None)
     return run
 
 
-def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: RunDir) -> dict:
-    """Fit ``model`` in ``run`` (continuing from its last finished epoch, if any), save, evaluate."""
+def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: RunDir, callbacks: tuple = ()) -> dict:
+    """Fit ``model`` in ``run`` (continuing from its last finished epoch, if any), save, evaluate.
+
+    ``callbacks`` are added to the shared ones (benchmarks use it to time the way to an accuracy).
+    """
     started = time.time()
     run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape), data=data.describe())
     model.fit(
@@ -110,7 +113,7 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
         validation_data=data.validation,
         epochs=config.train.epochs,
         steps_per_epoch=config.train.steps_per_epoch,
-        callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run)],
+        callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run), *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     model.save(run.model)

@@ -43,9 +43,15 @@ def classifier_head(x, n_classes: int, dropout: float):
     return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
+def batch_norm():
+    # Momentum 0.9, not Keras' 0.99: small datasets run few steps per epoch, and the moving
+    # statistics must keep up with the weights for validation in the first epochs to mean anything.
+    return layers.BatchNormalization(momentum=0.9)
+
+
 def conv_bn_relu(x, filters: int, strides: int = 1):
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = batch_norm()(x)
     return layers.ReLU()(x)
 
 
@@ -53,20 +59,26 @@ def residual_block(x, filters: int, strides: int = 1):
     shortcut = x
     x = conv_bn_relu(x, filters, strides)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = batch_norm()(x)
     if strides != 1:
         # Average-pool then 1x1 conv (ResNet-D): keeps every input pixel, unlike a strided 1x1
         # conv, and sidesteps a oneDNN crash in the strided 1x1 conv's gradient (TF 2.21, CPU).
         shortcut = layers.AveragePooling2D(strides, padding="same")(shortcut)
     if shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, use_bias=False)(shortcut)
-        shortcut = layers.BatchNormalization()(shortcut)
+        shortcut = batch_norm()(shortcut)
     return layers.ReLU()(layers.Add()([x, shortcut]))
 
 
 def _downsample_stride(x) -> int:
     # Tiny inputs (8x8 digits) cannot be halved as often as 224x224 photos.
     return 2 if min(x.shape[1], x.shape[2]) >= 4 else 1
+
+
+def stem(x, filters: int):
+    """3x3 conv at full resolution; from 24 px up, max-pool right away (most of the cost is here)."""
+    x = conv_bn_relu(x, filters)
+    return layers.MaxPooling2D(2)(x) if min(x.shape[1], x.shape[2]) >= 24 else x
 
 
 @MODELS.register("mlp")
@@ -84,7 +96,7 @@ def build_mlp(config: Any, data) -> keras.Model:
 def build_cnn(config: Any, data) -> keras.Model:
     """Small residual CNN with batch norm (default): a stem, three stages, global pooling."""
     inputs, x = model_input(data.input_shape, config.augment)
-    x = conv_bn_relu(x, config.width)
+    x = stem(x, config.width)
     x = residual_block(x, config.width)
     x = residual_block(x, config.width * 2, _downsample_stride(x))
     x = residual_block(x, config.width * 4, _downsample_stride(x))
@@ -96,7 +108,7 @@ def build_cnn(config: Any, data) -> keras.Model:
 def build_resnet(config: Any, data) -> keras.Model:
     """Deeper residual CNN: config.depth blocks per stage, three stages."""
     inputs, x = model_input(data.input_shape, config.augment)
-    x = conv_bn_relu(x, config.width)
+    x = stem(x, config.width)
     for stage in range(3):
         for block in range(config.depth):
             strides = _downsample_stride(x) if (stage > 0 and block == 0) else 1

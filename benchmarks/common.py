@@ -1,0 +1,83 @@
+"""Shared by the benchmark scripts: the shared datasets, timing helpers and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = REPO.parent / "shared" / "datasets"
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"benchmark data not found: {path} (the shared datasets sit beside the repository)")
+    return path
+
+
+def machine() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "processor": platform.processor() or platform.machine()}
+
+
+def p50_ms(fn, repeats: int = 200, warmup: int = 20) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 3)
+
+
+def emit(name: str, figures: dict) -> None:
+    print(json.dumps({"benchmark": name, **figures, "machine": machine()}, indent=2))
+
+
+class TimeToAccuracy:
+    """A Keras callback factory: training seconds (clock paused while testing) until test accuracy >= target."""
+
+    def __new__(cls, x_test, y_test, target: float, every_steps: int):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds, self.reached_at, self.curve, self.steps = 0.0, None, [], 0
+                self._start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.steps += 1
+                if self.steps % every_steps == 0:
+                    self._check()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if self.steps % every_steps:
+                    self._check()
+
+            def _check(self):
+                self.seconds += time.perf_counter() - self._start
+                accuracy = _accuracy(self.model, x_test, y_test)
+                self.curve.append((self.steps, round(self.seconds, 2), round(accuracy, 4)))
+                if self.reached_at is None and accuracy >= target:
+                    self.reached_at = round(self.seconds, 2)
+                self._start = time.perf_counter()
+
+        return Callback()
+
+
+def _accuracy(model, x, y) -> float:
+    import numpy as np
+
+    predictions = model.predict(x, batch_size=1000, verbose=0)
+    return float(np.mean(predictions.argmax(axis=1) == y))
