@@ -31,6 +31,9 @@ def reports_user_errors(command):
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 
@@ -45,7 +48,11 @@ def load_pipeline(domain: str, verbose: bool):
 def load_model(run):
     import keras
 
-    return keras.models.load_model(run.require_model(), compile=False)
+    path = run.require_model()
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # a truncated or foreign file: Keras raises many types
+        raise UserError(f"cannot load the model {path}: {str(err).splitlines()[0]}") from None
 
 
 verbose_option = click.option("--verbose", is_flag=True, help="Show TensorFlow's own logging and warnings.")
@@ -86,7 +93,8 @@ def train_command(domain: str) -> click.Command:
         try:
             metrics = training.train(pipeline, config, data_splits, model, run)
         except KeyboardInterrupt:
-            run.write_info(status="interrupted")
+            if run.info().get("status") == "training":  # not "trained": then only evaluation is left
+                run.write_info(status="interrupted")
             click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)
             sys.exit(EXIT_INTERRUPTED)
         click.echo(summary(domain, run.root, pipeline.headline(metrics), config.train.epochs, time.time() - started))

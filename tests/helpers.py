@@ -1,11 +1,9 @@
 """Small real data built on the spot, and the settings that make a training run take seconds."""
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 # A few steps of a narrow model: enough to exercise every part, not to learn much.
 FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "eval.sample_images=4"]

@@ -5,7 +5,7 @@ TensorBoard tags written here (stable; the README lists them):
 - ``evaluation/confusion_matrix``, ``evaluation/sample_predictions`` (images)
 - ``evaluation/per_class_metrics`` (text: per-class precision/recall/F1 table)
 - ``evaluation/accuracy``, ``evaluation/macro_f1``, ``evaluation/roc_auc_ovr`` (scalars)
-- ``pr_curve/<class name>`` (pr_curve plugin, one per class)
+- ``pr_curve/<class name>/pr_curves`` (pr_curve plugin, one per class)
 
 to ``logs/validation`` each ``eval.every_epochs`` epochs and to ``logs/eval`` for the final
 test evaluation; the HParams session (config -> metrics) goes to ``logs/``.
@@ -115,13 +115,31 @@ def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:
     writer.close()
 
 
+class RunProgress(keras.callbacks.Callback):
+    """Records finished epochs and the best validation loss in run.json, for people and for resuming."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = self.run.info().get("best_val_loss")
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is not None and (best is None or val_loss < best):
+            best = float(val_loss)
+        self.run.write_info(epochs_done=epoch + 1, best_val_loss=best)
+
+
 def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
     """TensorBoard scalars, resume state, best model, and early stopping when asked."""
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
         # Saved every epoch: an interrupted run resumes after its last finished epoch.
         keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(str(run.best_model), monitor="val_loss", save_best_only=True, verbose=0),
+        # A resumed run keeps the best model so far unless a later epoch beats it.
+        keras.callbacks.ModelCheckpoint(str(run.best_model), monitor="val_loss", save_best_only=True, verbose=0,
+                                        initial_value_threshold=run.info().get("best_val_loss")),
+        RunProgress(run),
     ]
     if train_config.early_stopping_patience > 0:
         callbacks.append(

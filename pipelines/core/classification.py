@@ -19,7 +19,7 @@ class ClassificationPipeline(Pipeline):
         k = min(config.eval.top_k, len(data.class_names))
         smoothing = config.train.label_smoothing
         return {
-            "loss": _smoothed_sparse_crossentropy(smoothing, len(data.class_names))
+            "loss": SmoothedSparseCrossentropy(smoothing, len(data.class_names))
             if smoothing > 0
             else keras.losses.SparseCategoricalCrossentropy(),
             "metrics": [
@@ -64,12 +64,19 @@ class ClassificationPipeline(Pipeline):
         }
 
 
-def _smoothed_sparse_crossentropy(smoothing: float, n_classes: int):
-    # Keras' sparse cross-entropy takes no label smoothing; one-hot the labels inside the loss.
-    dense = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+@keras.saving.register_keras_serializable(package="dlapps")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
 
-    def smoothed_crossentropy(y_true, y_pred):
-        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
-        return dense(labels, y_pred)
+    def __init__(self, smoothing: float, n_classes: int, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+        self.n_classes = n_classes
+        self._dense = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction=None)
 
-    return smoothed_crossentropy
+    def call(self, y_true, y_pred):
+        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), self.n_classes)
+        return self._dense(labels, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing": self.smoothing, "n_classes": self.n_classes}

@@ -47,7 +47,7 @@ class EvalConfig:
     """What the evaluation callback and ``evaluate`` write."""
 
     top_k: int = 3
-    every_epochs: int = 1  # images/PR curves in TensorBoard every N epochs (0 = only at the end)
+    every_epochs: int = 1  # validation summaries every N epochs (0 = never; the test split is always evaluated)
     sample_images: int = 16
 
 
@@ -75,6 +75,7 @@ def to_dict(config: Any) -> dict:
 def apply_overrides(config: Any, overrides: list[str]) -> Any:
     """Return a copy of ``config`` with each ``dotted.key=value`` applied (value parsed as YAML)."""
     values = to_dict(config)
+    hints = _leaf_hints(type(config))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -87,7 +88,7 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
             section = section[name]
         if leaf not in section:
             raise UserError(f"unknown config key '{key}' in --set {item}; see config.yaml of a run")
-        section[leaf] = _parse_scalar(raw)
+        section[leaf] = _parse_value(raw, hints.get(key.strip()))
     return from_dict(type(config), values)
 
 
@@ -119,7 +120,21 @@ def flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _parse_scalar(raw: str) -> Any:
+def _leaf_hints(cls: type, prefix: str = "") -> dict[str, Any]:
+    """``'data.path' -> Optional[str]`` for every leaf of a config dataclass."""
+    hints = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(hint):
+            hints.update(_leaf_hints(hint, f"{prefix}{name}."))
+        else:
+            hints[f"{prefix}{name}"] = hint
+    return hints
+
+
+def _parse_value(raw: str, hint: Any) -> Any:
+    """A --set value: text as typed for string settings (paths like '010' or '~/data'), YAML otherwise."""
+    if hint is str or hint == Optional[str]:
+        return None if hint != str and raw.strip() in ("null", "None", "") else raw
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
@@ -151,6 +166,11 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads '1e-3' (no dot) as a string
+        except ValueError:
+            pass
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # names like 'speaker:7' or a numeric run name
     if hint in (int, float, bool, str) and (type(value) is hint):

@@ -21,7 +21,7 @@ from pipelines.core.pipeline import Endpoints
 
 
 def export_saved_model(model: keras.Model, endpoints: Endpoints, path: Path) -> Path:
-    """Write the endpoints as signatures; replaces an earlier export only once the new one is complete."""
+    """Write the endpoints as signatures; an earlier export is replaced only once the new one is complete."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (fn, signature) in endpoints.items():
@@ -31,7 +31,7 @@ def export_saved_model(model: keras.Model, endpoints: Endpoints, path: Path) -> 
     try:
         archive.write_out(str(staging / "model"), verbose=False)
         if path.exists():
-            shutil.rmtree(path)
+            path.rename(staging / "previous")  # aside, not deleted, until the new one is in place
         (staging / "model").rename(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -40,4 +40,4 @@ class Registry(dict):
 
     def describe(self) -> dict[str, str]:
         """Name -> first line of the builder's docstring (what ``dlapps list`` shows)."""
-        return {name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "" for name, fn in self.items()}
+        return {name: ((fn.__doc__ or "").strip().splitlines() or [""])[0] for name, fn in self.items()}

@@ -2,7 +2,7 @@
 
 ```
 runs/<domain>/<name>/
-  run.json        domain, status, class names (what evaluate/predict/export need to start)
+  run.json        domain, status, class names, epochs done (what evaluate/predict/export/resume need)
   config.yaml     fully resolved config, reloadable with --config
   logs/train/ logs/validation/ logs/eval/   TensorBoard event files
   checkpoints/    backup/ (resume state) and best.keras (best validation loss)
@@ -73,7 +73,10 @@ class RunDir:
         return run
 
     def info(self) -> dict[str, Any]:
-        return json.loads(self.info_path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(self.info_path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise UserError(f"{self.info_path} is not valid JSON; the run directory is damaged") from None
 
     def write_info(self, **updates: Any) -> None:
         info = self.info() if self.info_path.exists() else {}

@@ -23,6 +23,11 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int)
     >>> sorted(len(v) for v in parts.values())
     [4, 16]
     """
+    for name, fraction in fractions.items():
+        if not 0 < fraction < 1:
+            raise UserError(f"the {name} share must be between 0 and 1 (exclusive), got {fraction}")
+    if sum(fractions.values()) >= 1:
+        raise UserError(f"the held-out shares {fractions} leave nothing to train on; make them smaller")
     rng = np.random.default_rng(seed)
     parts: dict[str, list] = {name: [] for name in (*fractions, "train")}
     for cls in np.unique(labels):
@@ -50,10 +55,9 @@ def batched(
     seed: int,
     preprocess: Optional[Callable] = None,
     cache: bool = True,
-    repeat: bool = False,
     shuffle_buffer: int = 10_000,
 ) -> tf.data.Dataset:
-    """decode/preprocess -> cache -> shuffle -> (repeat) -> batch -> prefetch."""
+    """decode/preprocess -> cache -> shuffle -> batch -> prefetch."""
     if preprocess is not None:
         # Deterministic parallel map: the same seed gives the same batches in the same order.
         ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -62,8 +66,6 @@ def batched(
         ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
     # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
     ds = ds.batch(batch_size, drop_remainder=False)
     return ds.prefetch(AUTOTUNE)

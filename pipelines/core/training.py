@@ -11,6 +11,7 @@ import logging
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -67,7 +68,7 @@ def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> keras.opt
 
 @contextlib.contextmanager
 def precision_policy(mixed: bool):
-    """Mixed float16 for the duration of model building and training only."""
+    """Mixed float16 while the model is built and compiled (layers and the loss-scaling optimizer keep it)."""
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
@@ -107,16 +108,30 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
     ``callbacks`` are added to the shared ones (benchmarks use it to time the way to an accuracy).
     """
     started = time.time()
-    run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape), data=data.describe())
-    model.fit(
-        data.train.repeat() if config.train.steps_per_epoch else data.train,
-        validation_data=data.validation,
-        epochs=config.train.epochs,
-        steps_per_epoch=config.train.steps_per_epoch,
-        callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run), *callbacks],
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    model.save(run.model)
+    if run.info().get("status") == "trained":
+        # Killed after fit had finished (while saving or evaluating): only the evaluation is left.
+        model = keras.models.load_model(run.model, compile=False)
+    else:
+        run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape),
+                       data=data.describe())
+        model.fit(
+            data.train.repeat() if config.train.steps_per_epoch else data.train,
+            validation_data=data.validation,
+            epochs=config.train.epochs,
+            steps_per_epoch=config.train.steps_per_epoch,
+            callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run),
+                       *callbacks],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        save_atomically(model, run.model)
+        run.write_info(status="trained", train_seconds=round(time.time() - started, 1))
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
-    run.write_info(status="complete", train_seconds=round(time.time() - started, 1))
+    run.write_info(status="complete")
     return metrics
+
+
+def save_atomically(model: keras.Model, path: Path) -> None:
+    """Write-then-rename: a kill while saving never leaves a half-written model behind."""
+    partial = path.with_name(f"{path.stem}.partial.keras")
+    model.save(partial)
+    partial.replace(path)

@@ -24,7 +24,6 @@ from pipelines.core.stages import stratified_split
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SOURCES = Registry("vision data source")
 
 
@@ -56,7 +55,7 @@ def fit_image(image: tf.Tensor, height: int, width: int, channels: int) -> tf.Te
     elif have == 1 and channels == 3:
         image = tf.image.grayscale_to_rgb(image)
     if image.shape[-3:-1] != (height, width):
-        # Resize only when needed: a no-op resize would still blur nothing but cost time.
+        # Only when the size differs: resizing to the same size is a wasted copy.
         image = tf.image.resize(image, (height, width), antialias=True)
         image = tf.ensure_shape(image, [*image.shape[:-3], height, width, channels])
     return tf.clip_by_value(image, 0.0, 255.0)
@@ -66,7 +65,7 @@ def fit_image(image: tf.Tensor, height: int, width: int, channels: int) -> tf.Te
 
 
 def split_in_memory(images: np.ndarray, labels: np.ndarray, config: Any, fractions: dict[str, float]) -> dict:
-    """Stratified splits of arrays -> tf.data per split (the arrays stay in memory)."""
+    """Stratified splits of in-memory arrays: split name -> (images, labels)."""
     parts = stratified_split(labels, fractions, seed=config.split_seed)
     return {name: (images[idx], labels[idx]) for name, idx in parts.items()}
 
@@ -120,7 +119,7 @@ def folder_source(config: Any) -> RawImages:
     paths, labels, shapes = _keep_decodable(paths, labels, config.on_bad_file, root)
     if len(set(labels)) < 2:
         raise UserError(f"{root} has usable images in only one class; a classifier needs at least two")
-    (h, w, _), _ = Counter(tuple(s[:2]) + (0,) for s in shapes).most_common(1)[0]
+    (h, w), _ = Counter(s[:2] for s in shapes).most_common(1)[0]
     channels = 3 if any(s[2] >= 3 for s in shapes) else 1
     paths, labels = np.array(paths), np.array(labels, dtype=np.int64)
     parts = stratified_split(labels, holdout_fractions(config), seed=config.split_seed)
@@ -128,7 +127,10 @@ def folder_source(config: Any) -> RawImages:
     def load(path, label):
         return decode_image(tf.io.read_file(path)), label
 
-    splits = {name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(load) for name, idx in parts.items()}
+    splits = {
+        name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        for name, idx in parts.items()
+    }
     sizes = {name: len(idx) for name, idx in parts.items()}
     return RawImages(splits, sizes, class_names, (h, w, channels), f"image folder {root}")
 

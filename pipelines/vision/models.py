@@ -25,14 +25,20 @@ AUGMENTATIONS = {
 }
 
 
-def model_input(input_shape: tuple, augment: list[str]) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Input of 0..255 pixels -> augmentation (training only) -> 0..1."""
+def augmented_input(input_shape: tuple, augment: list[str]) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Input of 0..255 pixels -> augmentation layers (active in training only)."""
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for name in augment:
         if name not in AUGMENTATIONS:
-            raise UserError(f"unknown augmentation '{name}' in data.augment; choose from: {', '.join(AUGMENTATIONS)}")
+            raise UserError(f"unknown augmentation '{name}' in model.augment; choose from: {', '.join(AUGMENTATIONS)}")
         x = AUGMENTATIONS[name]()(x)
+    return inputs, x
+
+
+def model_input(input_shape: tuple, augment: list[str]) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Input of 0..255 pixels -> augmentation (training only) -> 0..1."""
+    inputs, x = augmented_input(input_shape, augment)
     return inputs, layers.Rescaling(1.0 / 255.0)(x)
 
 
@@ -119,10 +125,7 @@ def build_resnet(config: Any, data) -> keras.Model:
 
 def _application(constructor, min_size: int, name: str):
     def build(config: Any, data) -> keras.Model:
-        inputs = keras.Input(shape=data.input_shape, name="image")
-        x = inputs
-        for aug in config.augment:
-            x = AUGMENTATIONS[aug]()(x)
+        inputs, x = augmented_input(data.input_shape, config.augment)
         if data.input_shape[-1] == 1:
             x = layers.Concatenate()([x, x, x])  # ImageNet backbones expect RGB
         if min(data.input_shape[:2]) < min_size:

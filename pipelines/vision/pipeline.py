@@ -62,7 +62,9 @@ class VisionPipeline(ClassificationPipeline):
     def data_overrides(self, data_arg: str) -> list[str]:
         if data_arg.startswith("tfds:"):
             return ["data.source=tfds", f"data.path={data_arg[5:]}"]
-        return [f"data.path={data_arg}"]
+        # Stored absolute, so evaluate/--resume/--config work from any directory.
+        path = Path(data_arg).expanduser()
+        return [f"data.path={path.resolve() if path.exists() else path}"]
 
     def resolve_source(self, config: VisionDataConfig) -> str:
         if config.source != "auto":
@@ -72,8 +74,11 @@ class VisionPipeline(ClassificationPipeline):
         return "idx" if vision_data.looks_like_idx_folder(Path(config.path)) else "folder"
 
     def load_data(self, config: VisionConfig) -> Data:
+        size = config.data.image_size
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise UserError(f"data.image_size must be [height, width] in pixels, got {size}")
         raw = self.sources.get(self.resolve_source(config.data))(config.data)
-        height, width = config.data.image_size or raw.image_shape[:2]
+        height, width = size or raw.image_shape[:2]
         channels = config.data.channels or raw.image_shape[2]
         if height is None or width is None:
             raise UserError(f"{raw.name} has images of varying size; set one with --set data.image_size=[224,224]")
@@ -120,8 +125,8 @@ class VisionPipeline(ClassificationPipeline):
         for path in paths:
             try:
                 image = vision_data.decode_image(tf.io.read_file(str(path)))
-            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-                raise UserError(f"cannot read image {path}: not a PNG/JPEG/BMP/GIF file (or missing)") from None
+            except tf.errors.OpError as err:  # missing, a folder, no permission, not an image
+                raise UserError(f"cannot read image {path}: {err.message.splitlines()[0]}") from None
             images.append(vision_data.fit_image(image, height, width, channels).numpy())
         return np.stack(images)
 

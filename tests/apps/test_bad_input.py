@@ -74,6 +74,9 @@ def test_single_class(tmp_path, image_folder):
         ("train.epochs=many", ["train.epochs", "expects int"]),
         ("model.augment=[spin]", ["unknown augmentation 'spin'"]),
         ("train.optimizer=lbfgs", ["unknown train.optimizer 'lbfgs'"]),
+        ("data.image_size=[224]", ["data.image_size must be [height, width]"]),
+        ("data.test_fraction=1.5", ["test share must be between 0 and 1"]),
+        ("data.validation_fraction=-0.1", ["validation share must be between 0 and 1"]),
     ],
 )
 def test_bad_settings(tmp_path, override, fragments):
@@ -104,6 +107,18 @@ def test_unreadable_image_for_predict(folder_run, tmp_path):
     (tmp_path / "fake.png").write_bytes(b"GIF89a but broken")
     assert_one_line_error(run_cli("vision", "predict", folder_run[0], tmp_path / "fake.png"), "cannot read image", "fake.png")
     assert_one_line_error(run_cli("vision", "predict", folder_run[0], tmp_path / "absent.png"), "absent.png")
+    assert_one_line_error(run_cli("vision", "predict", folder_run[0], tmp_path), "cannot read image", str(tmp_path))
+
+
+def test_damaged_run_directory(tmp_path, folder_run):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(folder_run[0], run)
+    (run / "model.keras").write_bytes(b"PK truncated")
+    assert_one_line_error(run_cli("vision", "evaluate", run), "cannot load the model")
+    (run / "run.json").write_text("{ half")
+    assert_one_line_error(run_cli("vision", "evaluate", run), "run.json is not valid JSON")
 
 
 def test_resume_refuses_new_settings_and_finished_runs(folder_run):

@@ -59,3 +59,24 @@ def test_interrupt_then_kill_then_resume(tmp_path):
     # Every optimizer step of every epoch happened exactly once: nothing repeated, nothing lost.
     assert int(model.optimizer.iterations.numpy()) == EPOCHS * STEPS
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def test_resume_after_fit_finished_only_evaluates(tmp_path):
+    """Killed while evaluating (status 'trained'): resuming evaluates, it does not train again."""
+    from click.testing import CliRunner
+
+    from apps.cli import main
+    from tests.helpers import FAST
+
+    sets = [x for item in FAST for x in ("--set", item)]
+    assert CliRunner().invoke(main, ["vision", "train", "--runs-dir", str(tmp_path), "--name", "r", *sets]).exit_code == 0
+    run = tmp_path / "vision" / "r"
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "status": "trained"}))
+    (run / "metrics.json").unlink()
+    before = (run / "model.keras").stat().st_mtime_ns
+    result = CliRunner().invoke(main, ["vision", "train", "--resume", str(run)])
+    assert result.exit_code == 0, result.stderr
+    assert "Epoch" not in result.output and (run / "metrics.json").is_file()
+    assert (run / "model.keras").stat().st_mtime_ns == before
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"

@@ -44,6 +44,24 @@ def test_bad_overrides_name_the_key(override, message):
         apply_overrides(Config(), [override])
 
 
+def test_exponent_floats_and_path_like_strings():
+    config = apply_overrides(Config(), ["train.learning_rate=1e-3", "train.weight_decay=5e-05"])
+    assert config.train.learning_rate == 0.001 and config.train.weight_decay == 5e-05
+    assert from_dict(Config, {"train": {"learning_rate": "3e-4"}}).train.learning_rate == 3e-4
+
+
+@dataclasses.dataclass
+class Paths:
+    path: Optional[str] = "x"
+    name: str = "n"
+
+
+def test_string_settings_keep_the_text_as_typed():
+    for text in ("010", "1.10", "2024-01-05", "~/data", "#imgs", "yes"):
+        assert apply_overrides(Paths(), [f"path={text}", f"name={text}"]) == Paths(text, text)
+    assert apply_overrides(Paths(), ["path=null"]).path is None
+
+
 def test_yaml_round_trip(tmp_path):
     config = apply_overrides(Config(), ["train.seed=7", "section.names=[x, y]"])
     dump_yaml(config, tmp_path / "config.yaml")

@@ -27,3 +27,10 @@ def test_binary_auc_and_single_class_split():
     p = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     assert classification_metrics(y, p, ["no", "yes"])["roc_auc_ovr"] == 1.0
     assert classification_metrics(np.array([1, 1]), p[:2], ["no", "yes"])["roc_auc_ovr"] is None
+
+
+def test_top_k_with_two_classes_is_not_always_one():
+    y = np.array([0, 1])
+    p = np.array([[0.2, 0.8], [0.9, 0.1]])  # both wrong
+    assert classification_metrics(y, p, ["a", "b"], top_k=1)["top_1_accuracy"] == 0.0
+    assert classification_metrics(y, p, ["a", "b"], top_k=2)["top_2_accuracy"] == 1.0
