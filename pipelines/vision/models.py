@@ -6,6 +6,7 @@ training, and augmentation (active only in training) never reaches the served gr
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
@@ -61,19 +62,37 @@ def conv_bn_relu(x, filters: int, strides: int = 1):
     return layers.ReLU()(x)
 
 
-def residual_block(x, filters: int, strides: int = 1):
-    shortcut = x
-    x = conv_bn_relu(x, filters, strides)
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    x = batch_norm()(x)
+def downsample_shortcut(shortcut, filters: int, strides: int, use_bias: bool):
     if strides != 1:
         # Average-pool then 1x1 conv (ResNet-D): keeps every input pixel, unlike a strided 1x1
         # conv, and sidesteps a oneDNN crash in the strided 1x1 conv's gradient (TF 2.21, CPU).
         shortcut = layers.AveragePooling2D(strides, padding="same")(shortcut)
     if shortcut.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, use_bias=False)(shortcut)
-        shortcut = batch_norm()(shortcut)
+        shortcut = layers.Conv2D(filters, 1, use_bias=use_bias)(shortcut)
+        shortcut = shortcut if use_bias else batch_norm()(shortcut)
+    return shortcut
+
+
+def residual_block(x, filters: int, strides: int = 1):
+    """The classic block: batch norm after every convolution."""
+    shortcut = x
+    x = conv_bn_relu(x, filters, strides)
+    x = batch_norm()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(x))
+    shortcut = downsample_shortcut(shortcut, filters, strides, use_bias=False)
     return layers.ReLU()(layers.Add()([x, shortcut]))
+
+
+def lean_residual_block(x, filters: int, strides: int = 1):
+    """conv-ReLU-conv plus shortcut, then one batch norm after the addition.
+
+    Keras 3 does not fuse batch norm, and on a CPU each one costs more than the convolution
+    it follows: one per block instead of three made MNIST epochs about 1.6x faster here.
+    """
+    shortcut = x
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", activation="relu")(x)
+    x = layers.Conv2D(filters, 3, padding="same")(x)
+    shortcut = downsample_shortcut(shortcut, filters, strides, use_bias=True)
+    return layers.ReLU()(batch_norm()(layers.Add()([x, shortcut])))
 
 
 def _downsample_stride(x) -> int:
@@ -81,10 +100,26 @@ def _downsample_stride(x) -> int:
     return 2 if min(x.shape[1], x.shape[2]) >= 4 else 1
 
 
-def stem(x, filters: int):
-    """3x3 conv at full resolution; from 24 px up, max-pool right away (most of the cost is here)."""
-    x = conv_bn_relu(x, filters)
+def stem(x, filters: int, lean: bool = False):
+    """3x3 conv at full resolution; from 24 px up, max-pool right away (most of the cost is here).
+
+    The lean stem skips batch norm: this is the largest tensor, the costliest to normalise.
+    """
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x) if lean else conv_bn_relu(x, filters)
     return layers.MaxPooling2D(2)(x) if min(x.shape[1], x.shape[2]) >= 24 else x
+
+
+def residual_cnn(config: Any, data, name: str, lean: bool) -> keras.Model:
+    """Stem, then three stages of residual blocks (config.depth each), doubling width, halving size."""
+    block = lean_residual_block if lean else residual_block
+    inputs, x = model_input(data.input_shape, config.augment)
+    x = stem(x, config.width, lean)
+    for stage in range(3):
+        for index in range(config.depth):
+            strides = _downsample_stride(x) if (stage > 0 and index == 0) else 1
+            x = block(x, config.width * 2**stage, strides)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name=name)
 
 
 @MODELS.register("mlp")
@@ -100,27 +135,20 @@ def build_mlp(config: Any, data) -> keras.Model:
 
 @MODELS.register("cnn")
 def build_cnn(config: Any, data) -> keras.Model:
-    """Small residual CNN with batch norm (default): a stem, three stages, global pooling."""
-    inputs, x = model_input(data.input_shape, config.augment)
-    x = stem(x, config.width)
-    x = residual_block(x, config.width)
-    x = residual_block(x, config.width * 2, _downsample_stride(x))
-    x = residual_block(x, config.width * 4, _downsample_stride(x))
-    x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="cnn")
+    """Small residual CNN (default): a stem and three stages of one residual block."""
+    return residual_cnn(dataclasses.replace(config, depth=1), data, "cnn", lean=False)
+
+
+@MODELS.register("lean_cnn")
+def build_lean_cnn(config: Any, data) -> keras.Model:
+    """The small residual CNN with one batch norm per block: ~1.6x faster on CPU (MNIST-size images)."""
+    return residual_cnn(dataclasses.replace(config, depth=1), data, "lean_cnn", lean=True)
 
 
 @MODELS.register("resnet")
 def build_resnet(config: Any, data) -> keras.Model:
     """Deeper residual CNN: config.depth blocks per stage, three stages."""
-    inputs, x = model_input(data.input_shape, config.augment)
-    x = stem(x, config.width)
-    for stage in range(3):
-        for block in range(config.depth):
-            strides = _downsample_stride(x) if (stage > 0 and block == 0) else 1
-            x = residual_block(x, config.width * 2**stage, strides)
-    x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="resnet")
+    return residual_cnn(config, data, "resnet", lean=False)
 
 
 def _application(constructor, min_size: int, name: str):
