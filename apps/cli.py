@@ -87,6 +87,8 @@ def train_command(domain: str) -> click.Command:
         else:
             config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
             config = cfg.apply_overrides(config, (pipeline.data_overrides(data) if data else []) + list(overrides))
+            if name:
+                RunDir.free_path(runs_dir, domain, name)  # fail before minutes of data loading, not after
             data_splits, model = training.prepare(pipeline, config)
             run = training.create_run(pipeline, config, runs_dir, name)
         click.echo(f"run directory: {run.root}", err=True)

@@ -42,13 +42,18 @@ class RunDir:
     tflite = property(lambda self: self.root / "export" / "model.tflite")
     samples = property(lambda self: self.root / "samples")
 
-    @classmethod
-    def create(cls, runs_dir: str | Path, domain: str, name: str | None) -> "RunDir":
-        """Make a fresh run directory; an existing one is never touched."""
-        name = name or time.strftime("%Y%m%d-%H%M%S")
+    @staticmethod
+    def free_path(runs_dir: str | Path, domain: str, name: str) -> Path:
+        """Where run ``name`` would go; a :class:`UserError` if something is already there."""
         root = Path(runs_dir) / domain / name
         if root.exists():
             raise UserError(f"run directory {root} already exists; pick another --name or remove it yourself")
+        return root
+
+    @classmethod
+    def create(cls, runs_dir: str | Path, domain: str, name: str | None) -> "RunDir":
+        """Make a fresh run directory; an existing one is never touched."""
+        root = cls.free_path(runs_dir, domain, name or time.strftime("%Y%m%d-%H%M%S"))
         try:
             root.mkdir(parents=True)
         except OSError as err:
