@@ -45,6 +45,15 @@ def load_pipeline(domain: str, verbose: bool):
     return importlib.import_module(DOMAINS[domain][0]).PIPELINE
 
 
+def open_trained_run(domain: str, run_dir: Path, verbose: bool):
+    """The pipeline, run directory and trained model that evaluate/predict/export start from."""
+    pipeline = load_pipeline(domain, verbose)
+    from pipelines.core.rundir import RunDir
+
+    run = RunDir.open(run_dir, domain)
+    return pipeline, run, load_model(run)
+
+
 def load_model(run):
     import keras
 
@@ -71,10 +80,11 @@ def train_command(domain: str) -> click.Command:
     @reports_user_errors
     def train(data, config_path, overrides, name, runs_dir, resume_dir, verbose):
         """Train a model; logs, checkpoints, metrics and the model go to a new run directory."""
-        pipeline = load_pipeline(domain, verbose)
+        pipeline = load_pipeline(domain, verbose)  # before any module that imports TensorFlow
         from pipelines.core import config as cfg
         from pipelines.core import training
         from pipelines.core.rundir import RunDir
+
         started = time.time()
         if resume_dir:
             if data or config_path or overrides or name:
@@ -122,12 +132,10 @@ def evaluate_command(domain: str) -> click.Command:
     @reports_user_errors
     def evaluate(run_dir, verbose):
         """Evaluate a run's model on its test split: metrics.json, samples/*.png, logs/eval."""
-        pipeline = load_pipeline(domain, verbose)
+        pipeline, run, model = open_trained_run(domain, run_dir, verbose)
         from pipelines.core import config as cfg
-        from pipelines.core.rundir import RunDir
-        run = RunDir.open(run_dir, domain)
+
         config = cfg.load_yaml(run.config, pipeline.config_class)
-        model = load_model(run)
         metrics = pipeline.evaluate(model, pipeline.load_data(config), config, run, step=config.train.epochs)
         click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
 
@@ -142,10 +150,7 @@ def predict_command(domain: str) -> click.Command:
     @reports_user_errors
     def predict(run_dir, inputs, verbose):
         """Classify files with a run's model: one line per file (file, class, probability)."""
-        pipeline = load_pipeline(domain, verbose)
-        from pipelines.core.rundir import RunDir
-        run = RunDir.open(run_dir, domain)
-        model = load_model(run)
+        pipeline, run, model = open_trained_run(domain, run_dir, verbose)
         class_names = run.info()["class_names"]
         probabilities = model.predict(pipeline.read_inputs(list(inputs), model), verbose=0)
         for path, row in zip(inputs, probabilities):
@@ -163,11 +168,9 @@ def export_command(domain: str) -> click.Command:
     @reports_user_errors
     def export(run_dir, fmt, verbose):
         """Export a run's model: a SavedModel on raw input (and TFLite from it)."""
-        pipeline = load_pipeline(domain, verbose)
+        pipeline, run, model = open_trained_run(domain, run_dir, verbose)
         from pipelines.core import export as exporter
-        from pipelines.core.rundir import RunDir
-        run = RunDir.open(run_dir, domain)
-        model = load_model(run)
+
         path = exporter.export_saved_model(model, pipeline.serving_endpoints(model, run.info()["class_names"]), run.saved_model)
         if fmt == "tflite":
             path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
