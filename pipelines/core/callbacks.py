@@ -13,7 +13,7 @@ test evaluation; the HParams session (config -> metrics) goes to ``logs/``.
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,8 +24,6 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
 from pipelines.core import evaluation, figures
-
-log = logging.getLogger(__name__)
 
 # (inputs, y_true, probabilities, class_names) -> PNG bytes of a few examples with their predictions
 SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
@@ -60,18 +58,42 @@ def write_classification_summaries(
     writer.flush()
 
 
-def collect(model: keras.Model, dataset: tf.data.Dataset, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels and probabilities for a whole (unshuffled) dataset, plus its first ``keep`` inputs."""
-    inputs, labels, probabilities = [], [], []
-    kept = 0
+@dataclasses.dataclass
+class Predictions:
+    """A model's answers on a whole split, and a few examples worth showing a person."""
+
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    sample_inputs: np.ndarray  # up to ``keep`` examples, misclassified ones first
+    sample_index: np.ndarray  # their positions in y_true
+
+    def render(self, renderer: Optional[SampleRenderer], class_names: list[str]) -> Optional[bytes]:
+        if renderer is None or len(self.sample_index) == 0:
+            return None
+        idx = self.sample_index
+        return renderer(self.sample_inputs, self.y_true[idx], self.probabilities[idx], class_names)
+
+
+def collect(model: keras.Model, dataset: tf.data.Dataset, keep: int) -> Predictions:
+    """Labels and probabilities for a whole (unshuffled) dataset, keeping ``keep`` example inputs."""
+    labels, probabilities, wrong, right = [], [], [], []
+    offset = 0
     for x, y in dataset:
-        probabilities.append(np.asarray(model.predict_on_batch(x)))  # compiled once, reused
-        labels.append(y.numpy())
-        if kept < keep:
-            inputs.append(np.asarray(x)[: keep - kept])
-            kept += len(inputs[-1])
-    sample = np.concatenate(inputs) if inputs else np.zeros((0,))
-    return sample, np.concatenate(labels).astype(int), np.concatenate(probabilities).astype(np.float64)
+        batch_probabilities = np.asarray(model.predict_on_batch(x))  # compiled once, reused
+        batch_labels = y.numpy().astype(int)
+        if keep:
+            hits = batch_probabilities.argmax(axis=1) == batch_labels
+            x = np.asarray(x)
+            wrong += [(offset + i, x[i]) for i in np.flatnonzero(~hits)[: max(0, keep - len(wrong))]]
+            right += [(offset + i, x[i]) for i in np.flatnonzero(hits)[: max(0, keep - len(right))]]
+        labels.append(batch_labels)
+        probabilities.append(batch_probabilities)
+        offset += len(batch_labels)
+    chosen = (wrong + right)[:keep]
+    return Predictions(
+        np.concatenate(labels), np.concatenate(probabilities).astype(np.float64),
+        np.stack([x for _, x in chosen]) if chosen else np.zeros((0,)), np.array([i for i, _ in chosen], dtype=int),
+    )
 
 
 class EvaluationCallback(keras.callbacks.Callback):
@@ -99,10 +121,10 @@ class EvaluationCallback(keras.callbacks.Callback):
 
     def evaluate(self, step: int) -> dict:
         self._writer = self._writer or tf.summary.create_file_writer(str(self.log_dir))
-        x, y_true, probabilities = collect(self.model, self.dataset, self.sample_count)
-        result = evaluation.classification_metrics(y_true, probabilities, self.class_names, self.top_k)
-        png = self.render_samples(x, y_true[: len(x)], probabilities[: len(x)], self.class_names) if self.render_samples else None
-        write_classification_summaries(self._writer, step, result, y_true, probabilities, self.class_names, png)
+        answers = collect(self.model, self.dataset, self.sample_count)
+        result = evaluation.classification_metrics(answers.y_true, answers.probabilities, self.class_names, self.top_k)
+        png = answers.render(self.render_samples, self.class_names)
+        write_classification_summaries(self._writer, step, result, answers.y_true, answers.probabilities, self.class_names, png)
         return result
 
 

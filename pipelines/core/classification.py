@@ -37,9 +37,10 @@ class ClassificationPipeline(Pipeline):
         ]
 
     def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
-        x, y_true, probabilities = callbacks.collect(model, data.test, keep=config.eval.sample_images)
+        answers = callbacks.collect(model, data.test, keep=config.eval.sample_images)
+        y_true, probabilities = answers.y_true, answers.probabilities
         metrics = evaluation.classification_metrics(y_true, probabilities, data.class_names, config.eval.top_k)
-        samples_png = self.render_samples(x, y_true[: len(x)], probabilities[: len(x)], data.class_names)
+        samples_png = answers.render(self.render_samples, data.class_names)
         run.samples.mkdir(exist_ok=True)
         (run.samples / "confusion_matrix.png").write_bytes(figures.confusion_matrix_png(metrics["confusion_matrix"], data.class_names))
         (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(y_true, probabilities, data.class_names))
