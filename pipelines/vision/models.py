@@ -141,7 +141,7 @@ def build_cnn(config: Any, data) -> keras.Model:
 
 @MODELS.register("lean_cnn")
 def build_lean_cnn(config: Any, data) -> keras.Model:
-    """The small residual CNN with one batch norm per block: ~1.6x faster on CPU (MNIST-size images)."""
+    """The small residual CNN with one batch norm per block: faster on CPU (MNIST-size images)."""
     return residual_cnn(dataclasses.replace(config, depth=1), data, "lean_cnn", lean=True)
 
 
