@@ -56,8 +56,13 @@ def batched(
     preprocess: Optional[Callable] = None,
     cache: bool = True,
     shuffle_buffer: int = 10_000,
+    per_batch: Optional[Callable] = None,
 ) -> tf.data.Dataset:
-    """decode/preprocess -> cache -> shuffle -> batch -> prefetch."""
+    """decode/preprocess -> cache -> shuffle -> batch -> per_batch -> prefetch.
+
+    ``per_batch`` is cheap vectorised work that should not be cached, such as casting compact
+    cached uint8 images to float.
+    """
     if preprocess is not None:
         # Deterministic parallel map: the same seed gives the same batches in the same order.
         ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -68,4 +73,6 @@ def batched(
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
     ds = ds.batch(batch_size, drop_remainder=False)
+    if per_batch is not None:
+        ds = ds.map(per_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)

@@ -47,7 +47,11 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
 
 
 def fit_image(image: tf.Tensor, height: int, width: int, channels: int) -> tf.Tensor:
-    """Any uint8 image -> float32 [height, width, channels] in 0..255 (grey <-> RGB, resized)."""
+    """Any uint8 image -> float32 [height, width, channels] of whole numbers 0..255 (grey <-> RGB, resized).
+
+    Rounded, so the input pipeline can cache the result as uint8 (a quarter of the memory)
+    and still feed the model exactly what the serving graph computes.
+    """
     image = tf.cast(image, tf.float32)
     have = image.shape[-1]
     if have == 3 and channels == 1:
@@ -58,7 +62,7 @@ def fit_image(image: tf.Tensor, height: int, width: int, channels: int) -> tf.Te
         # Only when the size differs: resizing to the same size is a wasted copy.
         image = tf.image.resize(image, (height, width), antialias=True)
         image = tf.ensure_shape(image, [*image.shape[:-3], height, width, channels])
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return tf.round(tf.clip_by_value(image, 0.0, 255.0))
 
 
 # --- sources --------------------------------------------------------------------------------

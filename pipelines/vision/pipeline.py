@@ -86,11 +86,14 @@ class VisionPipeline(ClassificationPipeline):
             raise UserError(f"data.channels must be 1 or 3, got {channels}")
 
         def prepare(image, label):
-            return vision_data.fit_image(image, height, width, channels), label
+            return tf.cast(vision_data.fit_image(image, height, width, channels), tf.uint8), label
+
+        def to_float(images, labels):
+            return tf.cast(images, tf.float32), labels
 
         splits = {
             name: batched(ds, batch_size=config.train.batch_size, training=(name == "train"), seed=config.train.seed,
-                          preprocess=prepare, cache=config.data.cache)
+                          preprocess=prepare, cache=config.data.cache, per_batch=to_float)
             for name, ds in raw.splits.items()
         }
         return Data(splits["train"], splits["validation"], splits["test"], raw.class_names,

@@ -32,5 +32,6 @@ def test_batched_is_deterministic_under_a_seed_and_keeps_every_example():
     assert sorted(first.tolist()) == list(range(0, 200, 2))
     assert (epoch(1) == first).all()
     assert not (epoch(2) == first).all()
-    evaluation = batched(ds, batch_size=16, training=False, seed=0)
-    assert np.concatenate([x.numpy() for x, _ in evaluation]).tolist() == list(range(100))
+    evaluation = batched(ds, batch_size=16, training=False, seed=0, per_batch=lambda x, y: (tf.cast(x, tf.float32), y))
+    values = np.concatenate([x.numpy() for x, _ in evaluation])
+    assert values.dtype == np.float32 and values.tolist() == list(range(100))

@@ -25,6 +25,7 @@ def test_fit_image_same_eagerly_and_inside_tf_data():
     eager = data.fit_image(image, 8, 8, 1).numpy()
     graph = next(iter(tf.data.Dataset.from_tensors(image).map(lambda x: data.fit_image(x, 8, 8, 1)))).numpy()
     np.testing.assert_allclose(eager, graph, rtol=1e-6)
+    assert (eager == np.round(eager)).all()  # whole numbers: cacheable as uint8 without loss
 
 
 def test_digits_source_is_stratified_80_20():
