@@ -134,7 +134,7 @@ def _leaf_hints(cls: type, prefix: str = "") -> dict[str, Any]:
 def _parse_value(raw: str, hint: Any) -> Any:
     """A --set value: text as typed for string settings (paths like '010' or '~/data'), YAML otherwise."""
     if hint is str or hint == Optional[str]:
-        return None if hint != str and raw.strip() in ("null", "None", "") else raw
+        return None if hint is not str and raw.strip() in ("null", "None", "") else raw
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
