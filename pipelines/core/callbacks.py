@@ -152,6 +152,28 @@ class RunProgress(keras.callbacks.Callback):
         self.run.write_info(epochs_done=epoch + 1, best_val_loss=best)
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping whose patience count and best value survive ``--resume`` (kept in run.json).
+
+    The best weights in memory are not carried over; checkpoints/best.keras holds them.
+    """
+
+    def __init__(self, run, **kwargs):
+        super().__init__(**kwargs)
+        self.run = run
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        state = self.run.info().get("early_stopping")
+        if state:
+            self.wait, self.best = state["wait"], state["best"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        best = None if self.best is None else float(self.best)
+        self.run.write_info(early_stopping={"wait": self.wait, "best": best})
+
+
 def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
     """TensorBoard scalars, resume state, best model, and early stopping when asked."""
     callbacks = [
@@ -165,7 +187,7 @@ def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
     ]
     if train_config.early_stopping_patience > 0:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_config.early_stopping_patience, restore_best_weights=True)
+            ResumableEarlyStopping(run, monitor="val_loss", patience=train_config.early_stopping_patience, restore_best_weights=True)
         )
     return callbacks
 

@@ -16,3 +16,24 @@ def test_collect_keeps_every_answer_and_shows_mistakes_first():
     assert answers.sample_index.tolist() == [2, 4, 0]
     np.testing.assert_allclose(answers.sample_inputs, probabilities[[2, 4, 0]])
     assert answers.render(lambda x, y, p, names: bytes(len(y)), ["a", "b"]) == bytes(3)
+
+
+def test_early_stopping_patience_survives_a_resume(tmp_path):
+    from pipelines.core.callbacks import ResumableEarlyStopping
+    from pipelines.core.rundir import RunDir
+
+    run = RunDir.create(tmp_path, "vision", "r")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False  # fit() sets this; here the callbacks are driven by hand
+    first = ResumableEarlyStopping(run, monitor="val_loss", patience=3)
+    first.set_model(model)
+    first.on_train_begin()
+    for epoch, loss in enumerate([1.0, 1.1, 1.2]):  # best at epoch 0, then two epochs without progress
+        first.on_epoch_end(epoch, {"val_loss": loss})
+    assert first.wait == 2 and not model.stop_training
+    resumed = ResumableEarlyStopping(run, monitor="val_loss", patience=3)  # a new process after --resume
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert (resumed.wait, resumed.best) == (2, 1.0)
+    resumed.on_epoch_end(3, {"val_loss": 1.3})
+    assert model.stop_training  # the third epoch without progress, counted across the resume

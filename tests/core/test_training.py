@@ -1,4 +1,4 @@
-"""The training switches that the default run does not exercise: mixed precision and a strategy."""
+"""The training switches that the default run does not exercise: mixed precision, a strategy, early stopping."""
 
 import json
 
@@ -9,7 +9,7 @@ from apps.cli import main
 from tests.helpers import FAST
 
 
-@pytest.mark.parametrize("switch", ["train.mixed_precision=true", "train.strategy=mirrored"])
+@pytest.mark.parametrize("switch", ["train.mixed_precision=true", "train.strategy=mirrored", "train.early_stopping_patience=1"])
 def test_training_switches_train_and_evaluate(tmp_path, switch):
     import keras
 
