@@ -109,7 +109,8 @@ def train_command(domain: str) -> click.Command:
                 run.write_info(status="interrupted")
             click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        click.echo(summary(domain, run.root, pipeline.headline(metrics), config.train.epochs, time.time() - started))
+        epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
+        click.echo(summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started))
 
     return train
 

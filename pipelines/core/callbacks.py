@@ -29,20 +29,12 @@ from pipelines.core import evaluation, figures
 SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
 
 
-def write_classification_summaries(
-    writer: tf.summary.SummaryWriter,
-    step: int,
-    result: dict,
-    y_true: np.ndarray,
-    probabilities: np.ndarray,
-    class_names: list[str],
-    samples_png: Optional[bytes] = None,
-) -> None:
+def write_classification_summaries(writer: tf.summary.SummaryWriter, step: int, scored: "Scored", class_names: list[str]) -> None:
     """Everything the evaluation contract promises, for one split at one step."""
+    result, answers = scored.metrics, scored.answers
     with writer.as_default(step=step):
-        tf.summary.image("evaluation/confusion_matrix", _png_batch(figures.confusion_matrix_png(result["confusion_matrix"], class_names)))
-        if samples_png is not None:
-            tf.summary.image("evaluation/sample_predictions", _png_batch(samples_png))
+        for name, png in scored.figures.items():
+            tf.summary.image(f"evaluation/{name}", _png_batch(png))
         tf.summary.text("evaluation/per_class_metrics", evaluation.per_class_table(result))
         for key in ("accuracy", "macro_f1", "roc_auc_ovr"):
             if result.get(key) is not None:
@@ -50,8 +42,8 @@ def write_classification_summaries(
         for index, name in enumerate(class_names):
             proto = pr_summary.pb(
                 f"pr_curve/{name}",
-                labels=(y_true == index),
-                predictions=probabilities[:, index].astype(np.float32),
+                labels=(answers.y_true == index),
+                predictions=answers.probabilities[:, index].astype(np.float32),
                 num_thresholds=101,
             )
             tf.summary.experimental.write_raw_pb(proto.SerializeToString(), step=step)
@@ -96,6 +88,27 @@ def collect(model: keras.Model, dataset: tf.data.Dataset, keep: int) -> Predicti
     )
 
 
+@dataclasses.dataclass
+class Scored:
+    """One split scored: the answers, their metrics, and the figures (PNG bytes) a person looks at."""
+
+    answers: Predictions
+    metrics: dict
+    figures: dict[str, bytes]  # confusion_matrix, and sample_predictions when there is a renderer
+
+
+def score(model: keras.Model, dataset: tf.data.Dataset, class_names: list[str], top_k: int, keep: int,
+          render_samples: Optional[SampleRenderer]) -> Scored:
+    """Predict a whole split, compute its metrics and render its figures, each once."""
+    answers = collect(model, dataset, keep)
+    metrics = evaluation.classification_metrics(answers.y_true, answers.probabilities, class_names, top_k)
+    pngs = {"confusion_matrix": figures.confusion_matrix_png(metrics["confusion_matrix"], class_names)}
+    samples = answers.render(render_samples, class_names)
+    if samples:
+        pngs["sample_predictions"] = samples
+    return Scored(answers, metrics, pngs)
+
+
 class EvaluationCallback(keras.callbacks.Callback):
     """Writes confusion matrix, sample predictions, PR curves and per-class metrics on validation data."""
 
@@ -121,11 +134,9 @@ class EvaluationCallback(keras.callbacks.Callback):
 
     def evaluate(self, step: int) -> dict:
         self._writer = self._writer or tf.summary.create_file_writer(str(self.log_dir))
-        answers = collect(self.model, self.dataset, self.sample_count)
-        result = evaluation.classification_metrics(answers.y_true, answers.probabilities, self.class_names, self.top_k)
-        png = answers.render(self.render_samples, self.class_names)
-        write_classification_summaries(self._writer, step, result, answers.y_true, answers.probabilities, self.class_names, png)
-        return result
+        scored = score(self.model, self.dataset, self.class_names, self.top_k, self.sample_count, self.render_samples)
+        write_classification_summaries(self._writer, step, scored, self.class_names)
+        return scored.metrics
 
 
 def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:

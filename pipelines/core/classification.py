@@ -37,20 +37,18 @@ class ClassificationPipeline(Pipeline):
         ]
 
     def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
-        answers = callbacks.collect(model, data.test, keep=config.eval.sample_images)
-        y_true, probabilities = answers.y_true, answers.probabilities
-        metrics = evaluation.classification_metrics(y_true, probabilities, data.class_names, config.eval.top_k)
-        samples_png = answers.render(self.render_samples, data.class_names)
+        scored = callbacks.score(model, data.test, data.class_names, config.eval.top_k, config.eval.sample_images,
+                                 self.render_samples)
         run.samples.mkdir(exist_ok=True)
-        (run.samples / "confusion_matrix.png").write_bytes(figures.confusion_matrix_png(metrics["confusion_matrix"], data.class_names))
-        (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(y_true, probabilities, data.class_names))
-        if samples_png:
-            (run.samples / "sample_predictions.png").write_bytes(samples_png)
+        for name, png in scored.figures.items():
+            (run.samples / f"{name}.png").write_bytes(png)
+        answers = scored.answers
+        (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(answers.y_true, answers.probabilities, data.class_names))
         writer = tf.summary.create_file_writer(str(run.logs / "eval"))
-        callbacks.write_classification_summaries(writer, step, metrics, y_true, probabilities, data.class_names, samples_png)
+        callbacks.write_classification_summaries(writer, step, scored, data.class_names)
         writer.close()
-        run.write_metrics({"split": "test", **metrics})
-        return metrics
+        run.write_metrics({"split": "test", **scored.metrics})
+        return scored.metrics
 
     def headline(self, metrics: dict) -> str:
         return evaluation.headline(metrics)
