@@ -46,12 +46,14 @@ def load_pipeline(domain: str, verbose: bool):
 
 
 def open_trained_run(domain: str, run_dir: Path, verbose: bool):
-    """The pipeline, run directory and trained model that evaluate/predict/export start from."""
+    """The pipeline, run directory, its config and trained model that evaluate/predict/export start from."""
     pipeline = load_pipeline(domain, verbose)
+    from pipelines.core import config as cfg
     from pipelines.core.rundir import RunDir
 
     run = RunDir.open(run_dir, domain)
-    return pipeline, run, load_model(run)
+    config = cfg.load_yaml(run.config, pipeline.config_class)
+    return pipeline, run, config, load_model(run)
 
 
 def load_model(run):
@@ -133,10 +135,7 @@ def evaluate_command(domain: str) -> click.Command:
     @reports_user_errors
     def evaluate(run_dir, verbose):
         """Evaluate a run's model on its test split: metrics.json, samples/*.png, logs/eval."""
-        pipeline, run, model = open_trained_run(domain, run_dir, verbose)
-        from pipelines.core import config as cfg
-
-        config = cfg.load_yaml(run.config, pipeline.config_class)
+        pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         metrics = pipeline.evaluate(model, pipeline.load_data(config), config, run, step=config.train.epochs)
         click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
 
@@ -151,9 +150,9 @@ def predict_command(domain: str) -> click.Command:
     @reports_user_errors
     def predict(run_dir, inputs, verbose):
         """Classify files with a run's model: one line per file (file, class, probability)."""
-        pipeline, run, model = open_trained_run(domain, run_dir, verbose)
+        pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         class_names = run.info()["class_names"]
-        probabilities = model.predict(pipeline.read_inputs(list(inputs), model), verbose=0)
+        probabilities = model.predict(pipeline.read_inputs(list(inputs), model, config), verbose=0)
         for path, row in zip(inputs, probabilities):
             best = int(row.argmax())
             click.echo(f"{path}\t{class_names[best]}\t{row[best]:.4f}")
@@ -169,10 +168,11 @@ def export_command(domain: str) -> click.Command:
     @reports_user_errors
     def export(run_dir, fmt, verbose):
         """Export a run's model: a SavedModel on raw input (and TFLite from it)."""
-        pipeline, run, model = open_trained_run(domain, run_dir, verbose)
+        pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         from pipelines.core import export as exporter
 
-        path = exporter.export_saved_model(model, pipeline.serving_endpoints(model, run.info()["class_names"]), run.saved_model)
+        endpoints = pipeline.serving_endpoints(model, run.info()["class_names"], config)
+        path = exporter.export_saved_model(model, endpoints, run.saved_model)
         if fmt == "tflite":
             path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
         click.echo(str(path))

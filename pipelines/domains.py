@@ -8,4 +8,5 @@ of :class:`pipelines.core.pipeline.Pipeline`.
 
 DOMAINS = {
     "vision": ("pipelines.vision.pipeline", "Image classification: digits, MNIST, image folders, tfds."),
+    "speech": ("pipelines.speech.pipeline", "Spoken-word classification from WAV files: log-mel CNN, LSTM, Transformer, raw-waveform CNN."),
 }

@@ -1,4 +1,4 @@
-"""Session fixtures: small image folders and IDX files, generated on the spot."""
+"""Session fixtures: small image folders, IDX files and WAV folders, generated on the spot."""
 
 import os
 from pathlib import Path
@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from apps.cli import main  # noqa: E402
-from tests.helpers import FAST, encode, shape_image, write_idx  # noqa: E402
+from tests.helpers import FAST, SPEECH_FAST, encode, shape_image, tone, wav_bytes, write_idx  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +54,38 @@ def folder_run(image_folder, tmp_path_factory):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output + result.stderr
     return runs / "vision" / "shapes", result
+
+
+# Three "words" told apart by pitch; every file a different WAV flavour.
+TONES = {"low": 300.0, "mid": 900.0, "high": 2000.0}
+WAV_FLAVOURS = [  # (rate, bits, float, channels)
+    (8000, 16, False, 1), (16000, 16, False, 1), (22050, 24, False, 1), (8000, 8, False, 1),
+    (11025, 32, False, 2), (16000, 32, True, 1), (8000, 16, False, 2), (44100, 16, False, 1),
+]
+
+
+@pytest.fixture(scope="session")
+def wav_folder(tmp_path_factory) -> Path:
+    """FSDD layout ``{label}_{speaker}_{index}.wav``: 3 labels x 2 speakers x 8 takes of mixed rate/depth/channels."""
+    root = tmp_path_factory.mktemp("recordings")
+    rng = np.random.default_rng(0)
+    for label, freq in TONES.items():
+        for speaker_shift, speaker in ((1.0, "ann"), (1.1, "bob")):
+            for index in range(8):
+                rate, bits, floating, channels = WAV_FLAVOURS[index]
+                wave = tone(freq * speaker_shift, rate, 0.2 + 0.05 * (index % 4), rng)
+                if channels == 2:
+                    wave = np.stack([wave, wave * 0.8], axis=1)
+                (root / f"{label}_{speaker}_{index}.wav").write_bytes(wav_bytes(wave, rate, bits, floating))
+    return root
+
+
+@pytest.fixture(scope="session")
+def speech_run(wav_folder, tmp_path_factory):
+    """One trained speech run on the generated WAVs, shared by the tests that only read it."""
+    runs = tmp_path_factory.mktemp("runs")
+    sets = [x for item in SPEECH_FAST for x in ("--set", item)]
+    args = ["speech", "train", "--data", wav_folder, "--runs-dir", runs, "--name", "tones", *sets]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + result.stderr
+    return runs / "speech" / "tones", result

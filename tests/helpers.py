@@ -7,6 +7,8 @@ import numpy as np
 
 # A few steps of a narrow model: enough to exercise every part, not to learn much.
 FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "eval.sample_images=4"]
+# Speech: the same, on half-second clips at 8 kHz.
+SPEECH_FAST = [*FAST, "data.sample_rate=8000", "data.duration=0.5", "data.split=index:0-1"]
 
 
 def encode(image: np.ndarray, fmt: str) -> bytes:
@@ -44,3 +46,37 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     with gzip.open(path, "wb") as handle:
         handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def wav_bytes(samples: np.ndarray, rate: int, bits: int = 16, floating: bool = False, extensible: bool = False) -> bytes:
+    """A WAV file in memory, written byte by byte: samples float [-1, 1], shape [n] or [n, channels]."""
+    import struct
+
+    samples = np.asarray(samples, dtype=np.float64)
+    frames = samples.reshape(len(samples), -1) if samples.ndim == 2 else samples[:, None]
+    channels = frames.shape[1]
+    if floating:
+        body = frames.astype("<f4" if bits == 32 else "<f8").tobytes()
+    elif bits == 8:
+        body = np.clip(np.round(frames * 127 + 128), 0, 255).astype(np.uint8).tobytes()
+    else:
+        scale = 2 ** (bits - 1) - 1
+        ints = np.clip(np.round(frames * scale), -scale - 1, scale).astype("<i4")
+        body = b"".join(int(v).to_bytes(4, "little", signed=True)[: bits // 8] for v in ints.ravel())
+    code = 3 if floating else 1
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else code, channels, rate, rate * block, block, bits)
+    if extensible:  # cbSize, valid bits, channel mask, then the sub-format GUID (its first 2 bytes: the code)
+        fmt += struct.pack("<HHI", 22, bits, 0) + struct.pack("<H", code) + bytes(14)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 4) + b"INFO"
+    chunks += b"data" + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def tone(freq: float, rate: int, seconds: float, rng=None, noise: float = 0.05) -> np.ndarray:
+    """A sine at ``freq`` Hz with a little noise: a stand-in for a spoken word."""
+    t = np.arange(int(rate * seconds)) / rate
+    wave = 0.5 * np.sin(2 * np.pi * freq * t)
+    if rng is not None:
+        wave += noise * rng.standard_normal(len(t))
+    return wave

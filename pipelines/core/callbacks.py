@@ -27,6 +27,8 @@ from pipelines.core import evaluation, figures
 
 # (inputs, y_true, probabilities, class_names) -> PNG bytes of a few examples with their predictions
 SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
+# (writer, step, scored split) -> None: a domain's own summaries beside the shared ones
+ExtraSummaries = Callable[[tf.summary.SummaryWriter, int, "Scored"], None]
 
 
 def write_classification_summaries(writer: tf.summary.SummaryWriter, step: int, scored: "Scored", class_names: list[str]) -> None:
@@ -113,7 +115,7 @@ class EvaluationCallback(keras.callbacks.Callback):
     """Writes confusion matrix, sample predictions, PR curves and per-class metrics on validation data."""
 
     def __init__(self, dataset, class_names, log_dir: Path, every_epochs: int, top_k: int, sample_count: int,
-                 render_samples: Optional[SampleRenderer] = None):
+                 render_samples: Optional[SampleRenderer] = None, extra_summaries: Optional[ExtraSummaries] = None):
         super().__init__()
         self.dataset = dataset
         self.class_names = class_names
@@ -122,6 +124,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.top_k = top_k
         self.sample_count = sample_count
         self.render_samples = render_samples
+        self.extra_summaries = extra_summaries
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -136,6 +139,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._writer = self._writer or tf.summary.create_file_writer(str(self.log_dir))
         scored = score(self.model, self.dataset, self.class_names, self.top_k, self.sample_count, self.render_samples)
         write_classification_summaries(self._writer, step, scored, self.class_names)
+        if self.extra_summaries is not None:
+            self.extra_summaries(self._writer, step, scored)
         return scored.metrics
 
 

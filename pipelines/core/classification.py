@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras
@@ -33,6 +34,7 @@ class ClassificationPipeline(Pipeline):
             callbacks.EvaluationCallback(
                 data.validation, data.class_names, run.logs / "validation", config.eval.every_epochs,
                 config.eval.top_k, config.eval.sample_images, self.render_samples,
+                functools.partial(self.extra_summaries, data=data, split="validation"),
             )
         ]
 
@@ -46,12 +48,25 @@ class ClassificationPipeline(Pipeline):
         (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(answers.y_true, answers.probabilities, data.class_names))
         writer = tf.summary.create_file_writer(str(run.logs / "eval"))
         callbacks.write_classification_summaries(writer, step, scored, data.class_names)
+        self.extra_summaries(writer, step, scored, data=data, split="test")
         writer.close()
         run.write_metrics({"split": "test", **scored.metrics})
         return scored.metrics
 
+    def extra_summaries(self, writer: tf.summary.SummaryWriter, step: int, scored: callbacks.Scored, *, data: Data,
+                        split: str) -> None:
+        """A domain's own TensorBoard summaries of a scored split (speech: misclassified clips as audio)."""
+
     def headline(self, metrics: dict) -> str:
         return evaluation.headline(metrics)
+
+    @staticmethod
+    def sample_titles(y_true, probabilities, class_names) -> tuple[list[str], list[str]]:
+        """'true -> predicted probability' per example, green when right and red when wrong."""
+        predicted = probabilities.argmax(axis=1)
+        titles = [f"{class_names[t]} -> {class_names[p]} {probabilities[i, p]:.2f}"
+                  for i, (t, p) in enumerate(zip(y_true, predicted))]
+        return titles, ["green" if t == p else "red" for t, p in zip(y_true, predicted)]
 
     def classify_outputs(self, probabilities: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
         """The serving contract's outputs for classification domains."""

@@ -43,7 +43,13 @@ def export_tflite(saved_model: Path, signature: str | None, path: Path) -> Path:
     if signature is None:
         raise UserError("this domain has no TFLite-convertible signature; export --format saved_model instead")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[signature])
+    try:
+        flatbuffer = converter.convert()
+    except Exception as err:  # the converter raises ConverterError and others, with pages of MLIR
+        reason = next((line for line in str(err).splitlines() if "ops:" in line.lower()), str(err).splitlines()[0])
+        raise UserError(f"TFLite cannot convert signature '{signature}': {reason.strip()}; "
+                        "the SavedModel export is unaffected") from None
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(converter.convert())
+    tmp.write_bytes(flatbuffer)
     tmp.replace(path)
     return path

@@ -62,6 +62,34 @@ def image_grid_png(images: np.ndarray, titles: list[str], colors: list[str] | No
     return _to_png(fig)
 
 
+def heatmap_grid_png(maps: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 4,
+                     xlabel: str = "", ylabel: str = "") -> bytes:
+    """2D arrays ([n, rows, cols], e.g. spectrograms as [bins, frames]) in a grid, low rows at the bottom."""
+    return _grid(maps, titles, colors, columns, lambda ax, m: ax.imshow(m, origin="lower", aspect="auto", cmap="magma"),
+                 xlabel, ylabel)
+
+
+def curve_grid_png(curves: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 4,
+                   xlabel: str = "", ylabel: str = "") -> bytes:
+    """1D arrays ([n, length], e.g. waveforms) as line plots in a grid."""
+    return _grid(curves, titles, colors, columns, lambda ax, c: ax.plot(c, linewidth=0.5), xlabel, ylabel)
+
+
+def _grid(items, titles, colors, columns, draw, xlabel, ylabel) -> bytes:
+    count = len(items)
+    rows = max(1, int(np.ceil(count / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.6, rows * 2.0), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    for index, (ax, item) in enumerate(zip(axes.flat, items)):
+        draw(ax, np.asarray(item))
+        ax.set_title(titles[index], fontsize=8, color=(colors or ["black"] * count)[index])
+        ax.set_xlabel(xlabel, fontsize=7)
+        ax.set_ylabel(ylabel, fontsize=7)
+        ax.tick_params(labelsize=6)
+    return _to_png(fig)
+
+
 def _to_png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()

@@ -71,14 +71,14 @@ class Pipeline:
         """The key figures as one line, for the console."""
         raise NotImplementedError
 
-    def serving_endpoints(self, model: keras.Model, class_names: list[str]) -> Endpoints:
+    def serving_endpoints(self, model: keras.Model, class_names: list[str], config: Any) -> Endpoints:
         raise NotImplementedError
 
     def tflite_signature(self) -> Optional[str]:
         """The SavedModel signature TFLite converts (one without string ops), or None."""
         return None
 
-    def read_inputs(self, paths: list[Path], model: keras.Model) -> np.ndarray:
+    def read_inputs(self, paths: list[Path], model: keras.Model, config: Any) -> np.ndarray:
         """Files named on the predict command line -> one model input batch."""
         raise NotImplementedError
 

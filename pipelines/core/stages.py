@@ -56,12 +56,14 @@ def batched(
     preprocess: Optional[Callable] = None,
     cache: bool = True,
     shuffle_buffer: int = 10_000,
+    per_example: Optional[Callable] = None,
     per_batch: Optional[Callable] = None,
 ) -> tf.data.Dataset:
-    """decode/preprocess -> cache -> shuffle -> batch -> per_batch -> prefetch.
+    """decode/preprocess -> cache -> shuffle -> per_example -> batch -> per_batch -> prefetch.
 
-    ``per_batch`` is cheap vectorised work that should not be cached, such as casting compact
-    cached uint8 images to float.
+    ``per_example`` and ``per_batch`` run after the cache, every epoch: random augmentation
+    (a random crop, added noise) and cheap vectorised work such as casting compact cached
+    uint8 images to float.
     """
     if preprocess is not None:
         # Deterministic parallel map: the same seed gives the same batches in the same order.
@@ -71,6 +73,8 @@ def batched(
         ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if per_example is not None:
+        ds = ds.map(per_example, num_parallel_calls=AUTOTUNE, deterministic=True)
     # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
     ds = ds.batch(batch_size, drop_remainder=False)
     if per_batch is not None:

@@ -21,6 +21,7 @@ import tensorflow as tf
 from pipelines.core.errors import UserError
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
+from pipelines.core.tfds_splits import prepared_builder, split_slices
 
 log = logging.getLogger(__name__)
 
@@ -142,25 +143,11 @@ def folder_source(config: Any) -> RawImages:
 @SOURCES.register("tfds")
 def tfds_source(config: Any) -> RawImages:
     """Any TensorFlow Datasets image-classification dataset by name (downloads on first use)."""
-    import tensorflow_datasets as tfds
-
     name = config.path
-    try:
-        builder = tfds.builder(name, data_dir=config.tfds_data_dir)
-        builder.download_and_prepare()
-    except Exception as err:  # tfds raises many types: unknown name, no network, bad data_dir
-        raise UserError(f"tfds dataset '{name}' is not available: {str(err).splitlines()[0]}") from None
+    builder = prepared_builder(name, config.tfds_data_dir)
     info = builder.info
     image_key, label_key = _tfds_keys(info, name)
-    train_split = "train" if "train" in info.splits else next(iter(info.splits))
-    test_split = "test" if "test" in info.splits else None
-    val_pct = int(round(config.validation_fraction * 100))
-    test_pct = int(round(config.test_fraction * 100))
-    if test_split:
-        wanted = {"train": f"{train_split}[{val_pct}%:]", "validation": f"{train_split}[:{val_pct}%]", "test": test_split}
-    else:
-        wanted = {"train": f"{train_split}[{val_pct + test_pct}%:]", "validation": f"{train_split}[:{val_pct}%]",
-                  "test": f"{train_split}[{val_pct}%:{val_pct + test_pct}%]"}
+    wanted = split_slices(info, config.validation_fraction, config.test_fraction)
     splits, sizes = {}, {}
     for split, spec in wanted.items():
         ds = builder.as_dataset(split=spec, shuffle_files=False)

@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from pipelines.core.errors import UserError
+from pipelines.core.layers import batch_norm, classifier_head
 from pipelines.core.registry import Registry
 
 MODELS = Registry("vision model")
@@ -41,19 +42,6 @@ def model_input(input_shape: tuple, augment: list[str]) -> tuple[keras.KerasTens
     """Input of 0..255 pixels -> augmentation (training only) -> 0..1."""
     inputs, x = augmented_input(input_shape, augment)
     return inputs, layers.Rescaling(1.0 / 255.0)(x)
-
-
-def classifier_head(x, n_classes: int, dropout: float):
-    if dropout > 0:
-        x = layers.Dropout(dropout)(x)
-    # float32 output even under mixed precision: softmax in float16 loses small probabilities.
-    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-
-
-def batch_norm():
-    # Momentum 0.9, not Keras' 0.99: small datasets run few steps per epoch, and the moving
-    # statistics must keep up with the weights for validation in the first epochs to mean anything.
-    return layers.BatchNormalization(momentum=0.9)
 
 
 def conv_bn_relu(x, filters: int, strides: int = 1):

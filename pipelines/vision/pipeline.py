@@ -99,7 +99,7 @@ class VisionPipeline(ClassificationPipeline):
         return Data(splits["train"], splits["validation"], splits["test"], raw.class_names,
                     (height, width, channels), raw.sizes, raw.name)
 
-    def serving_endpoints(self, model: keras.Model, class_names: list[str]) -> Endpoints:
+    def serving_endpoints(self, model: keras.Model, class_names: list[str], config: VisionConfig) -> Endpoints:
         height, width, channels = model.input_shape[1:]
 
         def classify_pixels(images):
@@ -122,7 +122,7 @@ class VisionPipeline(ClassificationPipeline):
     def tflite_signature(self) -> Optional[str]:
         return "serving_pixels"
 
-    def read_inputs(self, paths: list[Path], model: keras.Model) -> np.ndarray:
+    def read_inputs(self, paths: list[Path], model: keras.Model, config: VisionConfig) -> np.ndarray:
         height, width, channels = model.input_shape[1:]
         images = []
         for path in paths:
@@ -136,10 +136,7 @@ class VisionPipeline(ClassificationPipeline):
     def render_samples(self, inputs, y_true, probabilities, class_names) -> Optional[bytes]:
         if len(inputs) == 0:
             return None
-        predicted = probabilities.argmax(axis=1)
-        titles = [f"{class_names[t]} -> {class_names[p]} {probabilities[i, p]:.2f}"
-                  for i, (t, p) in enumerate(zip(y_true, predicted))]
-        colors = ["green" if t == p else "red" for t, p in zip(y_true, predicted)]
+        titles, colors = self.sample_titles(y_true, probabilities, class_names)
         return figures.image_grid_png(np.clip(inputs, 0, 255).astype(np.uint8), titles, colors)
 
 

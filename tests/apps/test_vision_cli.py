@@ -119,7 +119,7 @@ def test_tflite_gives_the_same_top1(folder_run, image_folder):
     from pipelines.vision.pipeline import PIPELINE
 
     files = sorted(p for c in ("hbar", "square", "vbar") for p in (image_folder / c).iterdir())[:12]
-    images = PIPELINE.read_inputs(files, model)
+    images = PIPELINE.read_inputs(files, model, config=None)
     interpreter = tf.lite.Interpreter(model_path=str(run / "export" / "model.tflite"))
     runner = interpreter.get_signature_runner("serving_pixels")
     lite = np.concatenate([runner(images=img[None])["probabilities"] for img in images])

@@ -1,0 +1,36 @@
+"""TensorFlow Datasets, domain-free: build a dataset by name and choose train/validation/test slices."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pipelines.core.errors import UserError
+
+
+def prepared_builder(name: str, data_dir: Optional[str]):
+    """``tfds.builder(name)`` after ``download_and_prepare`` (downloads on first use)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        builder.download_and_prepare()
+    except Exception as err:  # tfds raises many types: unknown name, no network, bad data_dir
+        raise UserError(f"tfds dataset '{name}' is not available: {str(err).splitlines()[0]}") from None
+    return builder
+
+
+def split_slices(info, validation_fraction: float, test_fraction: float) -> dict[str, str]:
+    """tfds split strings for train/validation/test: the dataset's own splits where it has them,
+    otherwise slices of its training split (validation first, then test)."""
+    splits = info.splits
+    train = "train" if "train" in splits else next(iter(splits))
+    val_pct = int(round(validation_fraction * 100))
+    test_pct = int(round(test_fraction * 100))
+    test = "test" if "test" in splits else None
+    validation = "validation" if "validation" in splits else None
+    taken = (0 if validation else val_pct) + (0 if test else test_pct)
+    return {
+        "train": f"{train}[{taken}%:]" if taken else train,
+        "validation": validation or f"{train}[:{val_pct}%]",
+        "test": test or f"{train}[{0 if validation else val_pct}%:{taken}%]",
+    }

@@ -1,0 +1,192 @@
+"""Speech models, registered by name. Each takes the frontend's output (log-mel or MFCC frames
+[frames, bins], or a waveform [samples]) and returns class probabilities.
+
+Every model starts the same way: time shift (training only) -> per-bin normalisation,
+adapted on the training split -> SpecAugment masks (training only, spectral inputs). Being
+layers, they travel with the saved model; the augmentations are no-ops when serving.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from pipelines.core.errors import UserError
+from pipelines.core.layers import batch_norm, classifier_head
+from pipelines.core.registry import Registry
+
+MODELS = Registry("speech model")
+MODEL_AUGMENTATIONS = ("shift", "specaugment")  # the others (noise, crop) act on waveforms in tf.data
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class TimeShift(layers.Layer):
+    """Shift each clip in time by up to ``max_shift`` steps either way, filling with silence."""
+
+    def __init__(self, max_shift: int, silence, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_shift = int(max_shift)
+        self.silence = np.asarray(silence, dtype=np.float32).tolist()
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.max_shift == 0:
+            return x
+        batch, steps, m = tf.shape(x)[0], x.shape[1], self.max_shift
+        fill = tf.broadcast_to(tf.constant(self.silence, x.dtype), tf.concat([[batch, m], tf.shape(x)[2:]], 0))
+        padded = tf.concat([fill, x, fill], axis=1)
+        start = keras.random.randint([batch], 0, 2 * m + 1, seed=self.seed_generator)
+        positions = start[:, None] + tf.range(steps)[None, :]
+        return tf.gather(padded, positions, batch_dims=1)
+
+    def get_config(self):
+        return {**super().get_config(), "max_shift": self.max_shift, "silence": self.silence}
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class SpecAugment(layers.Layer):
+    """Zero out random bands of frames and of frequency bins (Park et al., 2019) on normalised input."""
+
+    def __init__(self, time_masks: int, time_width: int, freq_masks: int, freq_width: int, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_masks, self.time_width = time_masks, time_width
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _bands(self, batch, size: int, count: int, width: int):
+        """[batch, size] float mask: 0 inside ``count`` random bands of up to ``width``, else 1."""
+        keep = tf.ones([batch, size])
+        positions = tf.range(size)[None, :]
+        for _ in range(count):
+            w = keras.random.randint([batch, 1], 0, width + 1, seed=self.seed_generator)
+            start = keras.random.randint([batch, 1], 0, size, seed=self.seed_generator)
+            start = tf.minimum(start, size - w)
+            inside = tf.logical_and(positions >= start, positions < start + w)
+            keep *= 1.0 - tf.cast(inside, keep.dtype)
+        return keep
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        batch = tf.shape(x)[0]
+        time_keep = self._bands(batch, x.shape[1], self.time_masks, self.time_width)
+        freq_keep = self._bands(batch, x.shape[2], self.freq_masks, self.freq_width)
+        return x * tf.cast(time_keep[:, :, None] * freq_keep[:, None, :], x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "time_masks": self.time_masks, "time_width": self.time_width,
+                "freq_masks": self.freq_masks, "freq_width": self.freq_width}
+
+
+def model_input(config: Any, data) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Input -> time shift (training) -> normalisation (adapted on training data) -> SpecAugment (training)."""
+    unknown = set(config.augment) - set(MODEL_AUGMENTATIONS) - {"noise", "crop"}
+    if unknown:
+        raise UserError(f"unknown augmentation {', '.join(sorted(unknown))} in model.augment; "
+                        "choose from: shift, specaugment, noise, crop")
+    spectral = len(data.input_shape) == 2
+    inputs = keras.Input(shape=data.input_shape, name="features" if spectral else "waveform")
+    x = inputs
+    if "shift" in config.augment:
+        x = TimeShift(int(round(config.shift * data.input_shape[0])), data.silence)(x)
+    normalize = layers.Normalization(axis=-1 if spectral else None, name="normalize")
+    normalize.adapt(data.stats_source)
+    x = normalize(x)
+    if "specaugment" in config.augment:
+        if not spectral:
+            raise UserError("SpecAugment needs spectral input; drop 'specaugment' from model.augment for waveform models")
+        steps, bins = data.input_shape
+        x = SpecAugment(config.time_masks, max(1, int(steps * config.time_mask)),
+                        config.freq_masks, max(1, int(bins * config.freq_mask)))(x)
+    return inputs, x
+
+
+def conv2d_block(x, filters: int, pool: bool):
+    """conv-ReLU-conv, one batch norm, ReLU, then 2x2 max-pool (one BN per block: Keras 3 does not fuse it)."""
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(filters, 3, padding="same")(x)
+    x = layers.ReLU()(batch_norm()(x))
+    return layers.MaxPooling2D(2)(x) if pool else x
+
+
+@MODELS.register("cnn")
+def build_cnn(config: Any, data) -> keras.Model:
+    """2D CNN on log-mel frames (default): three conv blocks, doubling width, then global pooling."""
+    if len(data.input_shape) != 2:
+        raise UserError("model cnn needs spectral features; set data.features=logmel or mfcc")
+    inputs, x = model_input(config, data)
+    x = layers.Reshape((*data.input_shape, 1))(x)
+    for stage in range(3):
+        x = conv2d_block(x, config.width * 2**stage, pool=stage < 2)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="cnn")
+
+
+@MODELS.register("lstm")
+def build_lstm(config: Any, data) -> keras.Model:
+    """Bidirectional LSTM over frames (config.depth layers of config.width * 2 units)."""
+    if len(data.input_shape) != 2:
+        raise UserError("model lstm needs spectral features; set data.features=logmel or mfcc")
+    inputs, x = model_input(config, data)
+    for layer in range(config.depth):
+        last = layer == config.depth - 1
+        x = layers.Bidirectional(layers.LSTM(config.width * 2, return_sequences=not last))(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="lstm")
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class PositionEmbedding(layers.Layer):
+    """Learned position vectors added to a fixed-length sequence."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=tuple(input_shape[1:]), initializer="zeros", name="positions")
+
+    def call(self, x):
+        return x + self.positions
+
+
+def encoder_block(x, heads: int, dim: int, dropout: float):
+    """Pre-norm Transformer encoder block: self-attention and a feed-forward layer, each residual."""
+    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(*[layers.LayerNormalization()(x)] * 2)
+    x = layers.Add()([x, attended])
+    hidden = layers.Dense(dim * 2, activation="gelu")(layers.LayerNormalization()(x))
+    hidden = layers.Dropout(dropout)(layers.Dense(dim)(hidden))
+    return layers.Add()([x, hidden])
+
+
+@MODELS.register("transformer")
+def build_transformer(config: Any, data) -> keras.Model:
+    """Small Transformer encoder over frames: projection, learned positions, config.depth blocks."""
+    if len(data.input_shape) != 2:
+        raise UserError("model transformer needs spectral features; set data.features=logmel or mfcc")
+    inputs, x = model_input(config, data)
+    dim = config.width * 2
+    x = PositionEmbedding()(layers.Dense(dim)(x))
+    for _ in range(config.depth):
+        x = encoder_block(x, heads=4, dim=dim, dropout=config.dropout)
+    x = layers.GlobalAveragePooling1D()(layers.LayerNormalization()(x))
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="transformer")
+
+
+@MODELS.register("wave_cnn")
+def build_wave_cnn(config: Any, data) -> keras.Model:
+    """1D CNN on the raw waveform (M5, Dai et al. 2017): a wide strided first filter, then 3-tap convs."""
+    if len(data.input_shape) != 1:
+        raise UserError("model wave_cnn reads raw audio; set data.features=waveform (or auto)")
+    inputs, x = model_input(config, data)
+    x = layers.Reshape((data.input_shape[0], 1))(x)
+    x = layers.Conv1D(config.width, 80, strides=4, padding="same", use_bias=False)(x)
+    x = layers.MaxPooling1D(4)(layers.ReLU()(batch_norm()(x)))
+    for stage, filters in enumerate((config.width, config.width * 2, config.width * 4)):
+        x = layers.Conv1D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(batch_norm()(x))
+        x = layers.MaxPooling1D(4)(x) if x.shape[1] >= 16 else x
+    x = layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="wave_cnn")
+
+
+WAVEFORM_MODELS = {"wave_cnn"}  # data.features=auto gives these the raw waveform, the rest log-mel

@@ -1,0 +1,242 @@
+"""The speech domain: spoken-word classification from WAV folders or tfds audio datasets.
+
+Input pipeline per clip: decode -> mono -> resample -> fit to ``data.duration`` -> features
+(:class:`pipelines.speech.audio.Frontend`), cached; the exported model runs the same
+functions on a client's raw samples or WAV bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core import figures
+from pipelines.core.classification import ClassificationPipeline
+from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.errors import UserError
+from pipelines.core.pipeline import Data, Endpoints
+from pipelines.core.stages import batched
+from pipelines.speech import audio
+from pipelines.speech import data as speech_data
+from pipelines.speech import models as speech_models
+
+FEATURES = ("auto", "logmel", "mfcc", "waveform")
+
+
+@dataclasses.dataclass
+class SpeechDataConfig:
+    source: str = "auto"  # auto | folder | tfds  (auto: folder with --data PATH, else tfds speech_commands)
+    path: Optional[str] = None  # WAV folder, or tfds dataset name
+    label_pattern: str = "{label}_{speaker}_{index}"  # file stems, when the WAVs are not in class subfolders
+    split: str = "random"  # random | index:0-4 | speaker:NAME[,NAME]  (what goes to the test split)
+    test_fraction: float = 0.2  # split=random, and tfds datasets without a test split
+    validation_fraction: float = 0.1  # of what the test split leaves
+    split_seed: int = 0
+    on_bad_file: str = "error"  # error | skip (unreadable or empty WAVs)
+    sample_rate: Optional[int] = None  # Hz; None = the data's most common rate (recorded in the run's config)
+    duration: float = 1.0  # seconds every clip is padded or cut to
+    features: str = "auto"  # auto (log-mel; waveform for waveform models) | logmel | mfcc | waveform
+    window_ms: float = 32.0  # STFT window
+    hop_ms: float = 16.0  # STFT step
+    mel_bins: int = 40
+    mfccs: int = 13
+    cache: bool = True
+    tfds_data_dir: Optional[str] = None
+
+
+@dataclasses.dataclass
+class SpeechModelConfig:
+    name: str = "cnn"
+    width: int = 32  # filters of the first conv stage (units / 2 for lstm, model dim / 2 for transformer)
+    depth: int = 2  # LSTM layers, Transformer blocks
+    dropout: float = 0.2
+    augment: list[str] = dataclasses.field(default_factory=lambda: ["shift", "specaugment"])  # + noise, crop
+    shift: float = 0.1  # time shift: up to this fraction of the clip either way
+    time_masks: int = 2  # SpecAugment: masks per clip, each up to time_mask of the frames
+    time_mask: float = 0.1
+    freq_masks: int = 2  # ... and up to freq_mask of the bins
+    freq_mask: float = 0.15
+    noise_snr_db: list[float] = dataclasses.field(default_factory=lambda: [10.0, 30.0])  # white noise, SNR drawn in range
+
+
+@dataclasses.dataclass
+class SpeechConfig:
+    data: SpeechDataConfig = dataclasses.field(default_factory=SpeechDataConfig)
+    model: SpeechModelConfig = dataclasses.field(default_factory=SpeechModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=40, batch_size=64))
+    eval: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(sample_images=8))
+
+
+@dataclasses.dataclass
+class SpeechData(Data):
+    frontend: Optional[audio.Frontend] = None
+    silence: Any = None  # the features of silence (what time shift fills with)
+    stats_source: Optional[tf.data.Dataset] = None  # clean training features, for the normalisation layer
+    waveforms: dict = dataclasses.field(default_factory=dict)  # split -> unbatched fitted clips (audio summaries)
+
+
+def frontend_for(config: SpeechConfig) -> audio.Frontend:
+    """The feature extractor a (resolved) config describes; training and serving both build it here."""
+    d = config.data
+    return audio.Frontend(d.features, d.sample_rate, int(round(d.sample_rate * d.duration)), d.window_ms, d.hop_ms,
+                          d.mel_bins, d.mfccs)
+
+
+def add_noise(waves: tf.Tensor, snr_db: list[float]) -> tf.Tensor:
+    """White noise at a random SNR per clip, relative to the power of the clip's non-silent samples."""
+    voiced = tf.cast(tf.not_equal(waves, 0.0), waves.dtype)
+    power = tf.reduce_sum(waves**2, axis=-1, keepdims=True) / tf.maximum(tf.reduce_sum(voiced, -1, keepdims=True), 1.0)
+    snr = tf.random.uniform([tf.shape(waves)[0], 1], snr_db[0], snr_db[-1])
+    noise = tf.random.normal(tf.shape(waves)) * tf.sqrt(power / 10.0 ** (snr / 10.0))
+    return waves + noise
+
+
+class SpeechPipeline(ClassificationPipeline):
+    domain = "speech"
+    config_class = SpeechConfig
+    sources = speech_data.SOURCES
+    models = speech_models.MODELS
+
+    def data_overrides(self, data_arg: str) -> list[str]:
+        if data_arg.startswith("tfds:"):
+            return ["data.source=tfds", f"data.path={data_arg[5:]}"]
+        path = Path(data_arg).expanduser()  # absolute, so evaluate/--resume work from any directory
+        return ["data.source=folder", f"data.path={path.resolve() if path.exists() else path}"]
+
+    def resolve(self, config: SpeechConfig, native_rate: int) -> None:
+        """Fill in the automatic settings, so the run's config.yaml says what was used."""
+        d = config.data
+        if d.features not in FEATURES:
+            raise UserError(f"unknown data.features '{d.features}'; choose one of: {', '.join(FEATURES)}")
+        if d.features == "auto":
+            d.features = "waveform" if config.model.name in speech_models.WAVEFORM_MODELS else "logmel"
+        d.sample_rate = d.sample_rate or native_rate
+        if d.sample_rate < 1000 or d.duration <= 0:
+            raise UserError(f"data.sample_rate must be >= 1000 Hz and data.duration > 0 s, got {d.sample_rate}, {d.duration}")
+        frontend = frontend_for(config)
+        if d.features != "waveform" and (frontend.window < 16 or frontend.frames < 4):
+            raise UserError(f"data.duration {d.duration} s with window_ms {d.window_ms} and hop_ms {d.hop_ms} "
+                            f"gives {frontend.frames} frames; make the clips longer or the window shorter")
+
+    def load_data(self, config: SpeechConfig) -> SpeechData:
+        d = config.data
+        source = d.source if d.source != "auto" else ("folder" if d.path else "tfds")
+        raw = self.sources.get(source)(d)
+        self.resolve(config, raw.sample_rate)
+        frontend = frontend_for(config)
+        rate, length = d.sample_rate, frontend.samples
+        augment = set(config.model.augment)
+
+        def fitted(wave, file_rate, label):
+            return audio.fit_length(audio.resample(wave, file_rate, rate), length), label
+
+        def features(wave, label):
+            return frontend(wave), label
+
+        def fitted_features(wave, file_rate, label):
+            return features(*fitted(wave, file_rate, label))
+
+        def noisy_features(waves, labels):
+            return frontend(add_noise(waves, config.model.noise_snr_db)), labels
+
+        def resampled(wave, file_rate, label):
+            return audio.resample(wave, file_rate, rate), label
+
+        def random_crop(wave, label):
+            return audio.fit_length(wave, length, offset=tf.random.uniform([])), label
+
+        common = dict(batch_size=config.train.batch_size, seed=config.train.seed, cache=d.cache)
+        splits = {name: batched(ds, training=False, preprocess=fitted_features, **common)
+                  for name, ds in raw.splits.items() if name != "train"}
+        if augment & {"noise", "crop"}:
+            # Random waveform work each epoch: cache the (resampled) clips, compute features per batch.
+            splits["train"] = batched(
+                raw.splits["train"], training=True,
+                preprocess=resampled if "crop" in augment else fitted,
+                per_example=random_crop if "crop" in augment else None,
+                per_batch=noisy_features if "noise" in augment else features, **common)
+            stats_source = batched(raw.splits["train"], training=False, preprocess=fitted_features,
+                                   **{**common, "cache": False})
+        else:
+            splits["train"] = batched(raw.splits["train"], training=True, preprocess=fitted_features, **common)
+            stats_source = splits["train"]  # adapting the normaliser also fills the cache
+        silence = frontend(tf.zeros([1, length]))[0, 0].numpy()
+        waveforms = {name: ds.map(lambda w, r, y: fitted(w, r, y)[0]) for name, ds in raw.splits.items()}
+        return SpeechData(
+            splits["train"], splits["validation"], splits["test"], raw.class_names, frontend.output_shape, raw.sizes,
+            f"{raw.name} at {rate} Hz, {d.duration:g} s clips, {d.features}", frontend=frontend, silence=silence,
+            stats_source=stats_source.map(lambda x, y: x), waveforms=waveforms,
+        )
+
+    def serving_endpoints(self, model: keras.Model, class_names: list[str], config: SpeechConfig) -> Endpoints:
+        frontend = frontend_for(config)
+
+        def classify_audio(audio_batch):
+            waves = audio.fit_length(audio_batch, frontend.samples)
+            return self.classify_outputs(model(frontend(waves), training=False), class_names)
+
+        def classify_wav(wav_bytes):
+            waves = tf.map_fn(lambda b: audio.wav_to_waveform(b, frontend.sample_rate, frontend.samples), wav_bytes,
+                              fn_output_signature=tf.TensorSpec([frontend.samples], tf.float32))
+            return classify_audio(waves)
+
+        return {
+            # Samples at the model's rate, any length (padded or cut to data.duration like in training).
+            "serving_default": (classify_audio, [tf.TensorSpec([None, None], tf.float32, name="audio")]),
+            "wav_bytes": (classify_wav, [tf.TensorSpec([None], tf.string, name="wav_bytes")]),
+        }
+
+    def tflite_signature(self) -> Optional[str]:
+        return "serving_default"
+
+    def read_inputs(self, paths: list[Path], model: keras.Model, config: SpeechConfig) -> np.ndarray:
+        frontend = frontend_for(config)
+        waves = []
+        for path in paths:
+            try:
+                contents = tf.io.read_file(str(path))
+                waves.append(audio.wav_to_waveform(contents, frontend.sample_rate, frontend.samples))
+            except tf.errors.OpError as err:  # missing, a folder, not a WAV
+                raise UserError(f"cannot read WAV file {path}: {err.message.splitlines()[0]}") from None
+        return frontend(tf.stack(waves)).numpy()
+
+    def render_samples(self, inputs, y_true, probabilities, class_names) -> Optional[bytes]:
+        if len(inputs) == 0:
+            return None
+        titles, colors = self.sample_titles(y_true, probabilities, class_names)
+        if inputs.ndim == 2:  # waveforms
+            return figures.curve_grid_png(inputs, titles, colors, xlabel="sample")
+        # [frames, bins] -> bins up the y axis, time along x
+        return figures.heatmap_grid_png(np.transpose(inputs, (0, 2, 1)), titles, colors, xlabel="frame", ylabel="bin")
+
+    def extra_summaries(self, writer, step, scored, *, data: SpeechData, split: str) -> None:
+        """The misclassified clips as audio, to listen to beside the spectrograms."""
+        answers = scored.answers
+        wrong = np.flatnonzero(answers.probabilities.argmax(axis=1) != answers.y_true)[:4]
+        if len(wrong) == 0 or split not in data.waveforms:
+            return
+        wanted = set(wrong.tolist())
+        clips = {}
+        for index, wave in data.waveforms[split].enumerate():
+            if int(index) in wanted:
+                clips[int(index)] = wave.numpy()
+                if len(clips) == len(wanted):
+                    break
+        names = data.class_names
+        predicted = answers.probabilities.argmax(axis=1)
+        description = "; ".join(f"clip {n + 1}: #{i} true {names[answers.y_true[i]]}, predicted {names[predicted[i]]}"
+                                for n, i in enumerate(wrong))
+        waves = np.stack([clips[i] for i in wrong])[:, :, None]
+        peak = max(float(np.abs(waves).max()), 1e-6)
+        with writer.as_default(step=step):
+            tf.summary.audio("evaluation/misclassified_audio", np.clip(waves / peak, -1, 1), data.frontend.sample_rate,
+                             max_outputs=len(wrong), description=description)
+        writer.flush()
+
+
+PIPELINE = SpeechPipeline()

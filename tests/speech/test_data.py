@@ -1,0 +1,123 @@
+"""Speech sources: file-name labels, class folders, the three split kinds, bad files, tfds."""
+
+import numpy as np
+import pytest
+
+from pipelines.core.errors import UserError
+from pipelines.speech import data
+from pipelines.speech.pipeline import PIPELINE, SpeechConfig, SpeechDataConfig
+from pipelines.core.config import apply_overrides
+from tests.helpers import SPEECH_FAST, tone, wav_bytes
+
+
+def folder_config(path, **fields) -> SpeechDataConfig:
+    return SpeechDataConfig(source="folder", path=str(path), **fields)
+
+
+def test_label_pattern_and_split_syntax():
+    regex = data.pattern_regex("{label}-{index}")
+    assert regex.fullmatch("yes-07").groupdict() == {"label": "yes", "index": "07"}
+    assert regex.fullmatch("yes-seven") is None
+    with pytest.raises(UserError, match="no {label}"):
+        data.pattern_regex("{speaker}_{index}")
+    assert data.parse_split("index:0-2,7") == ("index", {0, 1, 2, 7})
+    assert data.parse_split("speaker:theo,lucas") == ("speaker", {"theo", "lucas"})
+    for bad in ("index:a-b", "speaker:", "by-speaker", "random:3"):
+        with pytest.raises(UserError, match="not understood"):
+            data.parse_split(bad)
+
+
+def test_file_name_labels_and_index_split(wav_folder):
+    raw = data.folder_source(folder_config(wav_folder, split="index:0-1"))
+    assert raw.class_names == ["high", "low", "mid"]
+    assert raw.sizes["test"] == 12 and raw.sizes["train"] + raw.sizes["validation"] == 36
+    assert raw.sample_rate in (8000, 16000)  # the most common of the mixed rates
+    wave, rate, label = next(iter(raw.splits["test"]))
+    assert wave.shape.rank == 1 and int(rate) > 0 and 0 <= int(label) < 3
+
+
+def test_leave_speaker_out(wav_folder):
+    raw = data.folder_source(folder_config(wav_folder, split="speaker:bob"))
+    assert raw.sizes["test"] == 24
+    with pytest.raises(UserError, match="no speaker carol in the data; speakers are: ann, bob"):
+        data.folder_source(folder_config(wav_folder, split="speaker:carol"))
+
+
+def test_class_subfolders(tmp_path):
+    for label, freq in (("yes", 300), ("no", 1200)):
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            (tmp_path / label / f"{i:03d}.wav").write_bytes(wav_bytes(tone(freq, 8000, 0.2), 8000))
+    raw = data.folder_source(folder_config(tmp_path, test_fraction=0.34))
+    assert raw.class_names == ["no", "yes"] and sum(raw.sizes.values()) == 12
+    with pytest.raises(UserError, match="needs a {speaker}"):
+        data.folder_source(folder_config(tmp_path, split="speaker:x"))
+
+
+def test_pattern_that_matches_nothing_and_single_class(tmp_path):
+    (tmp_path / "hello.wav").write_bytes(wav_bytes(tone(300, 8000, 0.2), 8000))
+    with pytest.raises(UserError, match="matches none of the 1 WAV names.*hello.wav"):
+        data.folder_source(folder_config(tmp_path))
+    (tmp_path / "hello.wav").unlink()
+    for i in range(4):
+        (tmp_path / f"7_ann_{i}.wav").write_bytes(wav_bytes(tone(300, 8000, 0.2), 8000))
+    with pytest.raises(UserError, match="only one class"):
+        data.folder_source(folder_config(tmp_path))
+
+
+def test_bad_and_empty_wavs_are_named_or_skipped(tmp_path, caplog):
+    for label, freq in (("a", 300), ("b", 1200)):
+        for i in range(5):
+            (tmp_path / f"{label}_ann_{i}.wav").write_bytes(wav_bytes(tone(freq, 8000, 0.2), 8000))
+    (tmp_path / "a_ann_9.wav").write_bytes(b"garbage, not audio")
+    (tmp_path / "b_ann_9.wav").write_bytes(wav_bytes(np.zeros(0), 8000))
+    with pytest.raises(UserError, match="not readable WAV files: .*a_ann_9.wav.*data.on_bad_file=skip"):
+        data.folder_source(folder_config(tmp_path))
+    (tmp_path / "a_ann_9.wav").unlink()
+    with pytest.raises(UserError, match="WAV files with no samples: .*b_ann_9.wav"):
+        data.folder_source(folder_config(tmp_path))
+    raw = data.folder_source(folder_config(tmp_path, on_bad_file="skip", test_fraction=0.4))
+    assert sum(raw.sizes.values()) == 10 and "b_ann_9.wav" in caplog.text
+
+
+def test_pipeline_resolves_rate_and_features_into_the_config(wav_folder):
+    config = apply_overrides(SpeechConfig(), [f"data.path={wav_folder}", "data.source=folder", *SPEECH_FAST,
+                                              "data.sample_rate=null"])
+    loaded = PIPELINE.load_data(config)
+    assert config.data.sample_rate in (8000, 16000) and config.data.features == "logmel"
+    x, y = next(iter(loaded.train))
+    assert tuple(x.shape[1:]) == loaded.input_shape and x.dtype.name == "float32"
+
+
+def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
+    """The real tfds path (builder -> download_and_prepare -> as_dataset) on an audio dataset built here."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class TinyWords(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+                "audio": tfds.features.Audio(file_format=None, shape=(None,), dtype=np.int16, sample_rate=8000),
+                "label": tfds.features.ClassLabel(names=["low", "high"]),
+            }), supervised_keys=("audio", "label"))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(20), "validation": self._generate_examples(4),
+                    "test": self._generate_examples(6)}
+
+        def _generate_examples(self, count):
+            for i in range(count):
+                wave = tone((300, 1500)[i % 2], 8000, 0.25)
+                yield i, {"audio": np.round(wave * 32767).astype(np.int16), "label": i % 2}
+
+    raw = data.tfds_source(SpeechDataConfig(source="tfds", path="tiny_words", tfds_data_dir=str(tmp_path)))
+    assert raw.class_names == ["low", "high"] and raw.sample_rate == 8000
+    assert raw.sizes == {"train": 20, "validation": 4, "test": 6}  # the dataset's own splits
+    wave, rate, label = next(iter(raw.splits["test"]))
+    np.testing.assert_allclose(wave.numpy(), tone((300, 1500)[int(label)], 8000, 0.25), atol=1e-4)
+
+
+def test_unknown_tfds_name_is_a_user_error():
+    with pytest.raises(UserError, match="not available"):
+        data.tfds_source(SpeechDataConfig(source="tfds", path="no_such_dataset_xyz"))
