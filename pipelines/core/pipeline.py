@@ -38,6 +38,18 @@ class Data:
         return f"{self.source}: {counts}, {len(self.class_names)} classes, input {self.input_shape}"
 
 
+def path_or_tfds_overrides(data_arg: str, path_source: Optional[str] = None) -> list[str]:
+    """``--data tfds:NAME`` or ``--data PATH`` as config overrides (``path_source``: the source a path means).
+
+    Paths are stored absolute, so evaluate/--resume/--config work from any directory.
+    """
+    if data_arg.startswith("tfds:"):
+        return ["data.source=tfds", f"data.path={data_arg[5:]}"]
+    path = Path(data_arg).expanduser()
+    source = [f"data.source={path_source}"] if path_source else []
+    return [*source, f"data.path={path.resolve() if path.exists() else path}"]
+
+
 class Pipeline:
     """A domain: config, data, model, metrics and serving. Subclasses fill the class attributes."""
 

@@ -180,6 +180,7 @@ class Frontend:
     mel_bins: int = 40
     mfccs: int = 13
     fmin: float = 20.0
+    peak_normalize: bool = False
 
     @property
     def window(self) -> int:
@@ -200,6 +201,9 @@ class Frontend:
         return (self.frames, self.mel_bins if self.kind == "logmel" else self.mfccs)
 
     def __call__(self, waves: tf.Tensor) -> tf.Tensor:
+        if self.peak_normalize:
+            # Every clip as loud as the next: a speaker's distance to the microphone stops mattering.
+            waves = waves / tf.maximum(tf.reduce_max(tf.abs(waves), axis=-1, keepdims=True), 1e-4)
         if self.kind == "waveform":
             return waves
         log_mel = self.log_mel(waves)

@@ -215,7 +215,8 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
             raise UserError(f"data.label_pattern '{label_pattern}' matches {what} of the {len(top)} WAV names in {root} "
                             f"(e.g. {unmatched[0]}); set --set data.label_pattern=... or use one subfolder per class")
         return clips
-    class_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+    class_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                        key=lambda p: _natural_key(p.name))
     clips = [Clip(str(path), folder.name) for folder in class_dirs for path in _wavs(folder, recursive=True)]
     if not clips:
         raise UserError(f"no .wav files in {root} or its subfolders; put each class's clips in {root}/<class>/ "

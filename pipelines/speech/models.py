@@ -20,7 +20,7 @@ from pipelines.core.layers import batch_norm, classifier_head
 from pipelines.core.registry import Registry
 
 MODELS = Registry("speech model")
-MODEL_AUGMENTATIONS = ("shift", "specaugment")  # the others (noise, crop) act on waveforms in tf.data
+MODEL_AUGMENTATIONS = ("shift", "warp", "specaugment")  # the others (noise, crop) act on waveforms in tf.data
 
 
 @keras.saving.register_keras_serializable(package="dlapps")
@@ -45,6 +45,54 @@ class TimeShift(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_shift": self.max_shift, "silence": self.silence}
+
+
+def _resample_frames(x, positions, fill=None):
+    """``x`` [batch, steps, bins] read at fractional step ``positions`` [batch, n] by linear
+    interpolation; positions past either end read ``fill``, or the nearest edge when None."""
+    last = x.shape[1] - 1.0
+    lower = tf.clip_by_value(tf.floor(positions), 0.0, last)
+    weight = tf.clip_by_value(positions - lower, 0.0, 1.0)[..., None]
+    below = tf.gather(x, tf.cast(lower, tf.int32), axis=1, batch_dims=1)
+    above = tf.gather(x, tf.cast(tf.minimum(lower + 1.0, last), tf.int32), axis=1, batch_dims=1)
+    out = below * (1.0 - weight) + above * weight
+    if fill is None:
+        return out
+    outside = tf.logical_or(positions < 0.0, positions > last)[..., None]
+    return tf.where(outside, tf.broadcast_to(fill, tf.shape(out)), out)
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class Warp(layers.Layer):
+    """Stretch each clip in time (speaking rate) and along the frequency axis (vocal tract length,
+    as in VTLP, Jaitly & Hinton 2013) by random factors within 1 +- ``time`` and 1 +- ``freq``.
+
+    The frequency warp makes a model hear new voices in the same words: it is what helps
+    most with speakers the training data does not have.
+    """
+
+    def __init__(self, time: float, freq: float, silence, **kwargs):
+        super().__init__(**kwargs)
+        self.time, self.freq = float(time), float(freq)
+        self.silence = np.asarray(silence, dtype=np.float32).tolist()
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        batch = tf.shape(x)[0]
+        steps, bins = x.shape[1], x.shape[2]
+        stretch = keras.random.uniform([batch, 1], 1 - self.time, 1 + self.time, seed=self.seed_generator)
+        centre = (steps - 1) / 2.0
+        x = _resample_frames(x, centre + (tf.range(steps, dtype=tf.float32)[None, :] - centre) * stretch,
+                             tf.constant(self.silence, x.dtype))
+        warp = keras.random.uniform([batch, 1], 1 - self.freq, 1 + self.freq, seed=self.seed_generator)
+        # The same interpolation along the bins: swap them into the step axis and back.
+        swapped = _resample_frames(tf.transpose(x, [0, 2, 1]), tf.range(bins, dtype=tf.float32)[None, :] * warp)
+        return tf.transpose(swapped, [0, 2, 1])
+
+    def get_config(self):
+        return {**super().get_config(), "time": self.time, "freq": self.freq, "silence": self.silence}
 
 
 @keras.saving.register_keras_serializable(package="dlapps")
@@ -82,17 +130,27 @@ class SpecAugment(layers.Layer):
                 "freq_masks": self.freq_masks, "freq_width": self.freq_width}
 
 
-def model_input(config: Any, data) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Input -> time shift (training) -> normalisation (adapted on training data) -> SpecAugment (training)."""
+def model_input(config: Any, data, model: str, spectral: bool) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Input -> time shift, warp (training) -> normalisation (adapted on training data) -> SpecAugment (training).
+
+    ``spectral``: whether ``model`` reads frames of features (True) or the raw waveform.
+    """
+    if spectral != (len(data.input_shape) == 2):
+        wanted = ("spectral features; set data.features=logmel or mfcc" if spectral
+                  else "the raw waveform; set data.features=waveform (or auto)")
+        raise UserError(f"model {model} reads {wanted}")
     unknown = set(config.augment) - set(MODEL_AUGMENTATIONS) - {"noise", "crop"}
     if unknown:
         raise UserError(f"unknown augmentation {', '.join(sorted(unknown))} in model.augment; "
-                        "choose from: shift, specaugment, noise, crop")
-    spectral = len(data.input_shape) == 2
+                        f"choose from: {', '.join(MODEL_AUGMENTATIONS)}, noise, crop")
     inputs = keras.Input(shape=data.input_shape, name="features" if spectral else "waveform")
     x = inputs
     if "shift" in config.augment:
         x = TimeShift(int(round(config.shift * data.input_shape[0])), data.silence)(x)
+    if "warp" in config.augment:
+        if not spectral:
+            raise UserError("warp needs spectral input; drop 'warp' from model.augment for waveform models")
+        x = Warp(config.warp_time, config.warp_freq, data.silence)(x)
     normalize = layers.Normalization(axis=-1 if spectral else None, name="normalize")
     normalize.adapt(data.stats_source)
     x = normalize(x)
@@ -116,9 +174,7 @@ def conv2d_block(x, filters: int, pool: bool):
 @MODELS.register("cnn")
 def build_cnn(config: Any, data) -> keras.Model:
     """2D CNN on log-mel frames (default): three conv blocks, doubling width, then global pooling."""
-    if len(data.input_shape) != 2:
-        raise UserError("model cnn needs spectral features; set data.features=logmel or mfcc")
-    inputs, x = model_input(config, data)
+    inputs, x = model_input(config, data, "cnn", spectral=True)
     x = layers.Reshape((*data.input_shape, 1))(x)
     for stage in range(3):
         x = conv2d_block(x, config.width * 2**stage, pool=stage < 2)
@@ -129,9 +185,7 @@ def build_cnn(config: Any, data) -> keras.Model:
 @MODELS.register("lstm")
 def build_lstm(config: Any, data) -> keras.Model:
     """Bidirectional LSTM over frames (config.depth layers of config.width * 2 units)."""
-    if len(data.input_shape) != 2:
-        raise UserError("model lstm needs spectral features; set data.features=logmel or mfcc")
-    inputs, x = model_input(config, data)
+    inputs, x = model_input(config, data, "lstm", spectral=True)
     for layer in range(config.depth):
         last = layer == config.depth - 1
         x = layers.Bidirectional(layers.LSTM(config.width * 2, return_sequences=not last))(x)
@@ -161,9 +215,7 @@ def encoder_block(x, heads: int, dim: int, dropout: float):
 @MODELS.register("transformer")
 def build_transformer(config: Any, data) -> keras.Model:
     """Small Transformer encoder over frames: projection, learned positions, config.depth blocks."""
-    if len(data.input_shape) != 2:
-        raise UserError("model transformer needs spectral features; set data.features=logmel or mfcc")
-    inputs, x = model_input(config, data)
+    inputs, x = model_input(config, data, "transformer", spectral=True)
     dim = config.width * 2
     x = PositionEmbedding()(layers.Dense(dim)(x))
     for _ in range(config.depth):
@@ -175,9 +227,7 @@ def build_transformer(config: Any, data) -> keras.Model:
 @MODELS.register("wave_cnn")
 def build_wave_cnn(config: Any, data) -> keras.Model:
     """1D CNN on the raw waveform (M5, Dai et al. 2017): a wide strided first filter, then 3-tap convs."""
-    if len(data.input_shape) != 1:
-        raise UserError("model wave_cnn reads raw audio; set data.features=waveform (or auto)")
-    inputs, x = model_input(config, data)
+    inputs, x = model_input(config, data, "wave_cnn", spectral=False)
     x = layers.Reshape((data.input_shape[0], 1))(x)
     x = layers.Conv1D(config.width, 80, strides=4, padding="same", use_bias=False)(x)
     x = layers.MaxPooling1D(4)(layers.ReLU()(batch_norm()(x)))

@@ -19,7 +19,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints
+from pipelines.core.pipeline import Data, Endpoints, path_or_tfds_overrides
 from pipelines.core.stages import batched
 from pipelines.speech import audio
 from pipelines.speech import data as speech_data
@@ -45,6 +45,7 @@ class SpeechDataConfig:
     hop_ms: float = 16.0  # STFT step
     mel_bins: int = 40
     mfccs: int = 13
+    peak_normalize: bool = True  # scale every clip to peak 1 before the features (loudness is not the word)
     cache: bool = True
     tfds_data_dir: Optional[str] = None
 
@@ -57,6 +58,8 @@ class SpeechModelConfig:
     dropout: float = 0.2
     augment: list[str] = dataclasses.field(default_factory=lambda: ["shift", "specaugment"])  # + noise, crop
     shift: float = 0.1  # time shift: up to this fraction of the clip either way
+    warp_time: float = 0.15  # warp: time stretched by up to +-15% ...
+    warp_freq: float = 0.1  # ... and the frequency axis by up to +-10%
     time_masks: int = 2  # SpecAugment: masks per clip, each up to time_mask of the frames
     time_mask: float = 0.1
     freq_masks: int = 2  # ... and up to freq_mask of the bins
@@ -84,7 +87,7 @@ def frontend_for(config: SpeechConfig) -> audio.Frontend:
     """The feature extractor a (resolved) config describes; training and serving both build it here."""
     d = config.data
     return audio.Frontend(d.features, d.sample_rate, int(round(d.sample_rate * d.duration)), d.window_ms, d.hop_ms,
-                          d.mel_bins, d.mfccs)
+                          d.mel_bins, d.mfccs, peak_normalize=d.peak_normalize)
 
 
 def add_noise(waves: tf.Tensor, snr_db: list[float]) -> tf.Tensor:
@@ -96,6 +99,33 @@ def add_noise(waves: tf.Tensor, snr_db: list[float]) -> tf.Tensor:
     return waves + noise
 
 
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """The per-clip and per-batch tf.data stages, over ``(waveform, file rate, label)`` from a source."""
+
+    frontend: audio.Frontend
+    noise_snr_db: tuple
+
+    def resampled(self, wave, file_rate, label):
+        return audio.resample(wave, file_rate, self.frontend.sample_rate), label
+
+    def fitted(self, wave, file_rate, label):
+        wave, label = self.resampled(wave, file_rate, label)
+        return audio.fit_length(wave, self.frontend.samples), label
+
+    def features(self, waves, labels):
+        return self.frontend(waves), labels
+
+    def fitted_features(self, wave, file_rate, label):
+        return self.features(*self.fitted(wave, file_rate, label))
+
+    def random_crop(self, wave, label):
+        return audio.fit_length(wave, self.frontend.samples, offset=tf.random.uniform([])), label
+
+    def noisy_features(self, waves, labels):
+        return self.frontend(add_noise(waves, self.noise_snr_db)), labels
+
+
 class SpeechPipeline(ClassificationPipeline):
     domain = "speech"
     config_class = SpeechConfig
@@ -103,10 +133,7 @@ class SpeechPipeline(ClassificationPipeline):
     models = speech_models.MODELS
 
     def data_overrides(self, data_arg: str) -> list[str]:
-        if data_arg.startswith("tfds:"):
-            return ["data.source=tfds", f"data.path={data_arg[5:]}"]
-        path = Path(data_arg).expanduser()  # absolute, so evaluate/--resume work from any directory
-        return ["data.source=folder", f"data.path={path.resolve() if path.exists() else path}"]
+        return path_or_tfds_overrides(data_arg, path_source="folder")
 
     def resolve(self, config: SpeechConfig, native_rate: int) -> None:
         """Fill in the automatic settings, so the run's config.yaml says what was used."""
@@ -129,48 +156,29 @@ class SpeechPipeline(ClassificationPipeline):
         raw = self.sources.get(source)(d)
         self.resolve(config, raw.sample_rate)
         frontend = frontend_for(config)
-        rate, length = d.sample_rate, frontend.samples
-        augment = set(config.model.augment)
-
-        def fitted(wave, file_rate, label):
-            return audio.fit_length(audio.resample(wave, file_rate, rate), length), label
-
-        def features(wave, label):
-            return frontend(wave), label
-
-        def fitted_features(wave, file_rate, label):
-            return features(*fitted(wave, file_rate, label))
-
-        def noisy_features(waves, labels):
-            return frontend(add_noise(waves, config.model.noise_snr_db)), labels
-
-        def resampled(wave, file_rate, label):
-            return audio.resample(wave, file_rate, rate), label
-
-        def random_crop(wave, label):
-            return audio.fit_length(wave, length, offset=tf.random.uniform([])), label
-
+        stages = Stages(frontend, tuple(config.model.noise_snr_db))
         common = dict(batch_size=config.train.batch_size, seed=config.train.seed, cache=d.cache)
-        splits = {name: batched(ds, training=False, preprocess=fitted_features, **common)
+        splits = {name: batched(ds, training=False, preprocess=stages.fitted_features, **common)
                   for name, ds in raw.splits.items() if name != "train"}
+        augment = set(config.model.augment)
         if augment & {"noise", "crop"}:
             # Random waveform work each epoch: cache the (resampled) clips, compute features per batch.
             splits["train"] = batched(
                 raw.splits["train"], training=True,
-                preprocess=resampled if "crop" in augment else fitted,
-                per_example=random_crop if "crop" in augment else None,
-                per_batch=noisy_features if "noise" in augment else features, **common)
-            stats_source = batched(raw.splits["train"], training=False, preprocess=fitted_features,
+                preprocess=stages.resampled if "crop" in augment else stages.fitted,
+                per_example=stages.random_crop if "crop" in augment else None,
+                per_batch=stages.noisy_features if "noise" in augment else stages.features, **common)
+            stats_source = batched(raw.splits["train"], training=False, preprocess=stages.fitted_features,
                                    **{**common, "cache": False})
         else:
-            splits["train"] = batched(raw.splits["train"], training=True, preprocess=fitted_features, **common)
+            splits["train"] = batched(raw.splits["train"], training=True, preprocess=stages.fitted_features, **common)
             stats_source = splits["train"]  # adapting the normaliser also fills the cache
-        silence = frontend(tf.zeros([1, length]))[0, 0].numpy()
-        waveforms = {name: ds.map(lambda w, r, y: fitted(w, r, y)[0]) for name, ds in raw.splits.items()}
         return SpeechData(
             splits["train"], splits["validation"], splits["test"], raw.class_names, frontend.output_shape, raw.sizes,
-            f"{raw.name} at {rate} Hz, {d.duration:g} s clips, {d.features}", frontend=frontend, silence=silence,
-            stats_source=stats_source.map(lambda x, y: x), waveforms=waveforms,
+            f"{raw.name} at {d.sample_rate} Hz, {d.duration:g} s clips, {d.features}", frontend=frontend,
+            silence=frontend(tf.zeros([1, frontend.samples]))[0, 0].numpy(),
+            stats_source=stats_source.map(lambda x, y: x),
+            waveforms={name: ds.map(lambda w, r, y: stages.fitted(w, r, y)[0]) for name, ds in raw.splits.items()},
         )
 
     def serving_endpoints(self, model: keras.Model, class_names: list[str], config: SpeechConfig) -> Endpoints:

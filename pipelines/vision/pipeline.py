@@ -14,7 +14,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints
+from pipelines.core.pipeline import Data, Endpoints, path_or_tfds_overrides
 from pipelines.core.stages import batched
 from pipelines.vision import data as vision_data
 from pipelines.vision import models as vision_models
@@ -60,11 +60,7 @@ class VisionPipeline(ClassificationPipeline):
     models = vision_models.MODELS
 
     def data_overrides(self, data_arg: str) -> list[str]:
-        if data_arg.startswith("tfds:"):
-            return ["data.source=tfds", f"data.path={data_arg[5:]}"]
-        # Stored absolute, so evaluate/--resume/--config work from any directory.
-        path = Path(data_arg).expanduser()
-        return [f"data.path={path.resolve() if path.exists() else path}"]
+        return path_or_tfds_overrides(data_arg)  # a path's source (idx or folder) is told apart later
 
     def resolve_source(self, config: VisionDataConfig) -> str:
         if config.source != "auto":

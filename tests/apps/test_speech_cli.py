@@ -157,3 +157,11 @@ def test_bad_settings(tmp_path, wav_folder, override, fragments):
 def test_predict_on_a_file_that_is_not_a_wav(speech_run, tmp_path):
     (tmp_path / "song.mp3").write_bytes(b"ID3\x03 not a wav")
     assert_one_line_error(dlapps("speech", "predict", speech_run[0], tmp_path / "song.mp3"), "cannot read WAV file", "song.mp3")
+
+
+def test_config_yaml_repeats_the_run_exactly(speech_run, tmp_path):
+    run, _ = speech_run
+    result = dlapps("speech", "train", "--config", run / "config.yaml", "--runs-dir", tmp_path, "--name", "again")
+    assert result.exit_code == 0, result.stderr
+    again = json.loads((tmp_path / "speech" / "again" / "metrics.json").read_text())
+    assert again == json.loads((run / "metrics.json").read_text())

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines.speech import audio
+from pipelines.speech.audio import Frontend
 from tests.helpers import tone, wav_bytes
 
 CLIP = tone(440.0, 8000, 0.25)
@@ -86,3 +87,10 @@ def test_log_mel_peaks_in_the_band_of_the_tone():
     assert low < high
     silence = frontend(tf.zeros([1, 8000]))[0].numpy()
     np.testing.assert_allclose(silence, np.log(audio.SILENCE_FLOOR), rtol=1e-6)
+
+
+def test_peak_normalisation_makes_loudness_irrelevant():
+    frontend = Frontend("logmel", 8000, 8000, peak_normalize=True)
+    loud = tf.constant([tone(500, 8000, 1.0)], tf.float32)
+    np.testing.assert_allclose(frontend(loud * 0.05).numpy(), frontend(loud).numpy(), atol=1e-4)
+    assert np.isfinite(frontend(tf.zeros([1, 8000])).numpy()).all()  # silence stays silence, no division by 0

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from pipelines.core.errors import UserError
 from pipelines.speech.audio import Frontend
-from pipelines.speech.models import MODELS, WAVEFORM_MODELS, SpecAugment, TimeShift
+from pipelines.speech.models import MODELS, WAVEFORM_MODELS, SpecAugment, TimeShift, Warp
 from pipelines.speech.pipeline import SpeechData, SpeechModelConfig
 
 
@@ -25,7 +25,7 @@ def tiny_data(kind: str, rng) -> tuple[SpeechData, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_builds_trains_and_round_trips(name, tmp_path):
     kind = "waveform" if name in WAVEFORM_MODELS else "logmel"
-    augment = ["shift"] if kind == "waveform" else ["shift", "specaugment"]
+    augment = ["shift"] if kind == "waveform" else ["shift", "warp", "specaugment"]
     data, x = tiny_data(kind, np.random.default_rng(0))
     model = MODELS.get(name)(SpeechModelConfig(name=name, width=8, depth=1, augment=augment), data)
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -41,7 +41,7 @@ def test_model_builds_trains_and_round_trips(name, tmp_path):
 
 def test_models_refuse_the_wrong_input_kind():
     data, _ = tiny_data("waveform", np.random.default_rng(0))
-    with pytest.raises(UserError, match="needs spectral features"):
+    with pytest.raises(UserError, match="reads spectral features"):
         MODELS.get("cnn")(SpeechModelConfig(), data)
     with pytest.raises(UserError, match="SpecAugment needs spectral input"):
         MODELS.get("wave_cnn")(SpeechModelConfig(name="wave_cnn", augment=["specaugment"]), data)
@@ -65,3 +65,14 @@ def test_spec_augment_masks_bands_of_time_and_frequency():
     assert 0 < (masked == 0).mean() < 0.6
     zero_frames = (masked == 0).all(axis=2)
     assert zero_frames.any()  # whole frames silenced: a time mask
+
+
+def test_warp_is_the_identity_at_zero_and_stretches_otherwise():
+    keras.utils.set_random_seed(2)
+    x = tf.random.normal([4, 30, 12])
+    np.testing.assert_allclose(Warp(0.0, 0.0, np.zeros(12))(x, training=True), x, atol=1e-6)
+    ramp = tf.tile(tf.range(12.0)[None, None, :], [4, 30, 1])  # bin b holds the value b
+    warped = Warp(0.0, 0.2, np.zeros(12))(ramp, training=True).numpy()
+    slopes = warped[:, 0, 1] - warped[:, 0, 0]  # the warp factor of each clip
+    assert np.all((slopes >= 0.8 - 1e-5) & (slopes <= 1.2 + 1e-5)) and np.ptp(slopes) > 0
+    np.testing.assert_allclose(Warp(0.3, 0.3, np.zeros(12))(ramp, training=False), ramp)
