@@ -181,6 +181,7 @@ class Frontend:
     mfccs: int = 13
     fmin: float = 20.0
     peak_normalize: bool = False
+    mean_normalize: bool = False
 
     @property
     def window(self) -> int:
@@ -207,6 +208,8 @@ class Frontend:
         if self.kind == "waveform":
             return waves
         log_mel = self.log_mel(waves)
+        if self.mean_normalize:
+            log_mel = subtract_voiced_mean(log_mel)
         if self.kind == "logmel":
             return log_mel
         return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : self.mfccs]
@@ -223,3 +226,12 @@ class Frontend:
             num_mel_bins=self.mel_bins, num_spectrogram_bins=fft_length // 2 + 1, sample_rate=self.sample_rate,
             lower_edge_hertz=self.fmin, upper_edge_hertz=self.sample_rate / 2,
         )
+
+
+def subtract_voiced_mean(log_mel: tf.Tensor) -> tf.Tensor:
+    """Cepstral mean normalisation on the frames that hold sound: each clip's average spectrum
+    (its microphone and room, mostly) is removed; padded silence stays at the floor."""
+    floor = tf.math.log(SILENCE_FLOOR)
+    voiced = tf.cast(tf.reduce_max(log_mel, axis=-1, keepdims=True) > floor + 1e-3, log_mel.dtype)
+    mean = tf.reduce_sum(log_mel * voiced, axis=-2, keepdims=True) / tf.maximum(tf.reduce_sum(voiced, -2, keepdims=True), 1.0)
+    return log_mel - mean * voiced

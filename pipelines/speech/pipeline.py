@@ -46,6 +46,7 @@ class SpeechDataConfig:
     mel_bins: int = 40
     mfccs: int = 13
     peak_normalize: bool = True  # scale every clip to peak 1 before the features (loudness is not the word)
+    mean_normalize: bool = True  # subtract each clip's mean log-mel over its voiced frames (its microphone)
     cache: bool = True
     tfds_data_dir: Optional[str] = None
 
@@ -87,7 +88,8 @@ def frontend_for(config: SpeechConfig) -> audio.Frontend:
     """The feature extractor a (resolved) config describes; training and serving both build it here."""
     d = config.data
     return audio.Frontend(d.features, d.sample_rate, int(round(d.sample_rate * d.duration)), d.window_ms, d.hop_ms,
-                          d.mel_bins, d.mfccs, peak_normalize=d.peak_normalize)
+                          d.mel_bins, d.mfccs, peak_normalize=d.peak_normalize,
+                          mean_normalize=d.mean_normalize)
 
 
 def add_noise(waves: tf.Tensor, snr_db: list[float]) -> tf.Tensor:

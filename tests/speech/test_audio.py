@@ -94,3 +94,18 @@ def test_peak_normalisation_makes_loudness_irrelevant():
     loud = tf.constant([tone(500, 8000, 1.0)], tf.float32)
     np.testing.assert_allclose(frontend(loud * 0.05).numpy(), frontend(loud).numpy(), atol=1e-4)
     assert np.isfinite(frontend(tf.zeros([1, 8000])).numpy()).all()  # silence stays silence, no division by 0
+
+
+def test_mean_normalisation_removes_a_microphone_and_leaves_padding_alone():
+    plain = Frontend("logmel", 8000, 8000)
+    normalised = Frontend("logmel", 8000, 8000, mean_normalize=True)
+    clip = tf.constant([np.pad(tone(500, 8000, 0.5, np.random.default_rng(0)), (2000, 2000))], tf.float32)
+    coloured = tf.constant([np.convolve(clip[0].numpy(), [1.0, 0.9], mode="same")], tf.float32)  # a brighter mic
+    voiced = plain(clip)[0].numpy().max(axis=1) > np.log(audio.SILENCE_FLOOR) + 1e-3
+    assert 0 < voiced.sum() < len(voiced)
+    a, b = normalised(clip)[0].numpy(), normalised(coloured)[0].numpy()
+    np.testing.assert_allclose(a[voiced].mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(a[~voiced], np.log(audio.SILENCE_FLOOR), rtol=1e-6)
+    # The filter's fixed spectral tilt is gone: what is left differs far less than before.
+    before = np.abs(plain(clip)[0].numpy() - plain(coloured)[0].numpy())[voiced].mean()
+    assert np.abs(a - b)[voiced].mean() < 0.5 * before
