@@ -46,7 +46,8 @@ def export_tflite(saved_model: Path, signature: str | None, path: Path) -> Path:
     try:
         flatbuffer = converter.convert()
     except Exception as err:  # the converter raises ConverterError and others, with pages of MLIR
-        reason = next((line for line in str(err).splitlines() if "ops:" in line.lower()), str(err).splitlines()[0])
+        lines = str(err).splitlines() or [type(err).__name__]
+        reason = next((line for line in lines if "ops:" in line.lower()), lines[0])
         raise UserError(f"TFLite cannot convert signature '{signature}': {reason.strip()}; "
                         "the SavedModel export is unaffected") from None
     tmp = path.with_suffix(".tmp")

@@ -61,9 +61,12 @@ def batched(
 ) -> tf.data.Dataset:
     """decode/preprocess -> cache -> shuffle -> per_example -> batch -> per_batch -> prefetch.
 
-    ``per_example`` and ``per_batch`` run after the cache, every epoch: random augmentation
-    (a random crop, added noise) and cheap vectorised work such as casting compact cached
-    uint8 images to float.
+    ``per_example(*element, seed=...)`` is random work on each example after the cache (a
+    random crop, added noise). It gets a stateless-RNG ``seed`` (int64 [2]) of its own: fresh
+    every epoch, the same sequence for the same ``seed`` argument, and independent of which
+    thread of the parallel map runs it. (Stateful ``tf.random`` ops in a map would replay the
+    same draws every epoch under a global seed.) ``per_batch`` is cheap deterministic
+    vectorised work, such as casting compact cached uint8 images to float.
     """
     if preprocess is not None:
         # Deterministic parallel map: the same seed gives the same batches in the same order.
@@ -74,7 +77,12 @@ def batched(
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if per_example is not None:
-        ds = ds.map(per_example, num_parallel_calls=AUTOTUNE, deterministic=True)
+        def seeded(element, draw):
+            parts = element if isinstance(element, tuple) else (element,)
+            return per_example(*parts, seed=tf.stack([draw, tf.constant(seed, tf.int64)]))
+
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(seeded, num_parallel_calls=AUTOTUNE, deterministic=True)
     # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
     ds = ds.batch(batch_size, drop_remainder=False)
     if per_batch is not None:

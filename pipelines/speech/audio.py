@@ -53,8 +53,9 @@ def decode_wav(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     WAV. A truncated data chunk is read as far as it goes, as most players do.
     """
     size = tf.cast(tf.strings.length(contents), tf.int64)
-    # Short input is padded so the header checks below fail with their message, not an offset error.
-    contents = tf.cond(size < 12, lambda: contents + "\0" * 12, lambda: contents)
+    # Zero bytes past the end keep every header read in range: a short or truncated header then
+    # fails the checks below with their message. The audio itself is read within ``size`` only.
+    contents = contents + "\0" * 48
     is_wave = tf.logical_and(tf.equal(tf.strings.substr(contents, 0, 4), "RIFF"),
                              tf.equal(tf.strings.substr(contents, 8, 4), "WAVE"))
     with tf.control_dependencies([tf.debugging.assert_equal(is_wave, True, message="not a RIFF/WAVE file")]):
@@ -69,7 +70,7 @@ def decode_wav(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         rate = _uint_le(contents, fmt_at + 4, 4)
         bits = _uint_le(contents, fmt_at + 14, 2)
     # WAVE_FORMAT_EXTENSIBLE keeps the real format code in the first two bytes of its GUID.
-    fmt_code = tf.where(tf.equal(fmt_code, _EXTENSIBLE), _uint_le(contents, fmt_at + 24, 2), fmt_code)
+    fmt_code = tf.cond(tf.equal(fmt_code, _EXTENSIBLE), lambda: _uint_le(contents, fmt_at + 24, 2), lambda: fmt_code)
     width = bits // 8
     frame = tf.maximum(width * channels, 1)
     usable = tf.minimum(data_len, tf.maximum(size - data_at, 0))
@@ -121,14 +122,16 @@ def to_mono(samples: tf.Tensor) -> tf.Tensor:
 def resample(wave: tf.Tensor, rate_in, rate_out: int) -> tf.Tensor:
     """Band-limited resampling of one mono clip by zero-padding or truncating its spectrum.
 
-    The same method as ``scipy.signal.resample``; exact for any pair of rates, and cheap at
-    clip lengths (one FFT each way). Clips already at ``rate_out`` pass through untouched.
+    The method of ``scipy.signal.resample`` (without its halving of the Nyquist bin): any pair
+    of rates, one FFT each way, which is cheap at clip lengths. Like any FFT method it treats
+    the clip as periodic, so the first and last few samples can ring. Clips already at
+    ``rate_out`` pass through untouched.
     """
     rate_in = tf.cast(rate_in, tf.int64)
     n_in = tf.shape(wave, out_type=tf.int64)[0]
+    n_out = (n_in * rate_out + rate_in // 2) // rate_in
 
     def convert():
-        n_out = (n_in * rate_out + rate_in // 2) // rate_in
         spectrum = tf.signal.rfft(wave)
         keep = tf.minimum(n_out // 2 + 1, n_in // 2 + 1)
         spectrum = tf.pad(spectrum[:keep], [[0, n_out // 2 + 1 - keep]])
@@ -136,7 +139,8 @@ def resample(wave: tf.Tensor, rate_in, rate_out: int) -> tf.Tensor:
         return out * tf.cast(n_out, tf.float32) / tf.cast(n_in, tf.float32)
 
     unchanged = tf.logical_or(tf.equal(rate_in, rate_out), tf.less(n_in, 2))
-    return tf.cond(unchanged, lambda: wave, convert)
+    too_short = tf.less(n_out, 2)  # nothing left to transform (an FFT of length 0 aborts the process)
+    return tf.cond(unchanged, lambda: wave, lambda: tf.cond(too_short, lambda: tf.zeros([n_out], wave.dtype), convert))
 
 
 def fit_length(wave: tf.Tensor, length: int, offset=None) -> tf.Tensor:

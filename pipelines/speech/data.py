@@ -50,7 +50,7 @@ class Clip:
 # --- file names and splits ------------------------------------------------------------------
 
 
-def pattern_regex(pattern: str) -> re.Pattern:
+def pattern_regex(pattern: str, need_label: bool = True) -> re.Pattern:
     """``{label}_{speaker}_{index}`` -> a regex over file stems; ``{index}`` is a number,
     any other ``{field}`` a non-empty run of characters.
 
@@ -58,7 +58,7 @@ def pattern_regex(pattern: str) -> re.Pattern:
     {'label': '7', 'speaker': 'theo', 'index': '12'}
     """
     parts = re.split(r"\{(\w+)\}", pattern)
-    if "label" not in parts[1::2]:
+    if need_label and "label" not in parts[1::2]:
         raise UserError(f"data.label_pattern '{pattern}' has no {{label}} field")
     regex = ""
     for i, part in enumerate(parts):
@@ -100,8 +100,8 @@ def split_clips(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[str,
                                 seed=config.split_seed)
     field = "index" if kind == "index" else "speaker"
     if any(getattr(c, field) is None for c in clips):
-        raise UserError(f"data.split={config.split} needs a {{{field}}} in every file name "
-                        f"(data.label_pattern '{config.label_pattern}')")
+        raise UserError(f"data.split={config.split} needs a {{{field}}} in every file name; "
+                        f"data.label_pattern '{config.label_pattern}' does not give one for all of them")
     in_test = np.array([getattr(c, field) in values for c in clips])
     if kind == "speaker":
         unknown = values - {c.speaker for c in clips}
@@ -151,6 +151,8 @@ def tfds_source(config: Any) -> RawAudio:
     import tensorflow_datasets as tfds
 
     name = config.path or "speech_commands"
+    if config.split != "random":
+        raise UserError(f"data.split={config.split} is for WAV folders; tfds datasets come with their own splits")
     builder = prepared_builder(name, config.tfds_data_dir)
     info = builder.info
     audio_keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Audio)]
@@ -217,7 +219,16 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
         return clips
     class_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                         key=lambda p: _natural_key(p.name))
-    clips = [Clip(str(path), folder.name) for folder in class_dirs for path in _wavs(folder, recursive=True)]
+    # The label is the folder; the pattern may still give a speaker and an index
+    # (Speech Commands: yes/0a7c2a8d_nohash_0.wav with data.label_pattern={speaker}_nohash_{index}).
+    regex = pattern_regex(label_pattern, need_label=False)
+    clips = []
+    for folder in class_dirs:
+        for path in _wavs(folder, recursive=True):
+            match = regex.fullmatch(path.stem)
+            fields = match.groupdict() if match else {}
+            index = fields.get("index")
+            clips.append(Clip(str(path), folder.name, fields.get("speaker"), None if index is None else int(index)))
     if not clips:
         raise UserError(f"no .wav files in {root} or its subfolders; put each class's clips in {root}/<class>/ "
                         "or name them like 7_theo_12.wav")

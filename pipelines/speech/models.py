@@ -52,7 +52,7 @@ def _resample_frames(x, positions, fill=None):
     interpolation; positions past either end read ``fill``, or the nearest edge when None."""
     last = x.shape[1] - 1.0
     lower = tf.clip_by_value(tf.floor(positions), 0.0, last)
-    weight = tf.clip_by_value(positions - lower, 0.0, 1.0)[..., None]
+    weight = tf.cast(tf.clip_by_value(positions - lower, 0.0, 1.0)[..., None], x.dtype)  # float16 under mixed precision
     below = tf.gather(x, tf.cast(lower, tf.int32), axis=1, batch_dims=1)
     above = tf.gather(x, tf.cast(tf.minimum(lower + 1.0, last), tf.int32), axis=1, batch_dims=1)
     out = below * (1.0 - weight) + above * weight
@@ -148,8 +148,9 @@ def model_input(config: Any, data, model: str, spectral: bool) -> tuple[keras.Ke
     if "shift" in config.augment:
         x = TimeShift(int(round(config.shift * data.input_shape[0])), data.silence)(x)
     if "warp" in config.augment:
-        if not spectral:
-            raise UserError("warp needs spectral input; drop 'warp' from model.augment for waveform models")
+        if data.frontend.kind != "logmel":
+            raise UserError("warp bends the frequency axis of log-mel frames; drop 'warp' from model.augment "
+                            f"for data.features={data.frontend.kind}")
         x = Warp(config.warp_time, config.warp_freq, data.silence)(x)
     normalize = layers.Normalization(axis=-1 if spectral else None, name="normalize")
     normalize.adapt(data.stats_source)

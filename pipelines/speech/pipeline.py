@@ -35,7 +35,7 @@ class SpeechDataConfig:
     label_pattern: str = "{label}_{speaker}_{index}"  # file stems, when the WAVs are not in class subfolders
     split: str = "random"  # random | index:0-4 | speaker:NAME[,NAME]  (what goes to the test split)
     test_fraction: float = 0.2  # split=random, and tfds datasets without a test split
-    validation_fraction: float = 0.1  # of what the test split leaves
+    validation_fraction: float = 0.1  # of what the test split leaves (tfds without a validation split: of train)
     split_seed: int = 0
     on_bad_file: str = "error"  # error | skip (unreadable or empty WAVs)
     sample_rate: Optional[int] = None  # Hz; None = the data's most common rate (recorded in the run's config)
@@ -92,13 +92,13 @@ def frontend_for(config: SpeechConfig) -> audio.Frontend:
                           mean_normalize=d.mean_normalize)
 
 
-def add_noise(waves: tf.Tensor, snr_db: list[float]) -> tf.Tensor:
-    """White noise at a random SNR per clip, relative to the power of the clip's non-silent samples."""
-    voiced = tf.cast(tf.not_equal(waves, 0.0), waves.dtype)
-    power = tf.reduce_sum(waves**2, axis=-1, keepdims=True) / tf.maximum(tf.reduce_sum(voiced, -1, keepdims=True), 1.0)
-    snr = tf.random.uniform([tf.shape(waves)[0], 1], snr_db[0], snr_db[-1])
-    noise = tf.random.normal(tf.shape(waves)) * tf.sqrt(power / 10.0 ** (snr / 10.0))
-    return waves + noise
+def add_noise(wave: tf.Tensor, snr_db: tuple, seed: tf.Tensor) -> tf.Tensor:
+    """White noise at an SNR drawn from ``snr_db``, relative to the power of the clip's non-silent samples."""
+    voiced = tf.cast(tf.not_equal(wave, 0.0), wave.dtype)
+    power = tf.reduce_sum(wave**2) / tf.maximum(tf.reduce_sum(voiced), 1.0)
+    snr = tf.random.stateless_uniform([], seed, snr_db[0], snr_db[-1])
+    noise = tf.random.stateless_normal(tf.shape(wave), seed + 1) * tf.sqrt(power / 10.0 ** (snr / 10.0))
+    return wave + noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +121,17 @@ class Stages:
     def fitted_features(self, wave, file_rate, label):
         return self.features(*self.fitted(wave, file_rate, label))
 
-    def random_crop(self, wave, label):
-        return audio.fit_length(wave, self.frontend.samples, offset=tf.random.uniform([])), label
+    def augment_waveform(self, crop: bool, noise: bool):
+        """The per-example random stage: a random crop (clips are cached uncut) and/or noise."""
 
-    def noisy_features(self, waves, labels):
-        return self.frontend(add_noise(waves, self.noise_snr_db)), labels
+        def augment(wave, label, seed):
+            if crop:
+                wave = audio.fit_length(wave, self.frontend.samples, offset=tf.random.stateless_uniform([], seed))
+            if noise:
+                wave = add_noise(wave, self.noise_snr_db, seed + 2)
+            return wave, label
+
+        return augment
 
 
 class SpeechPipeline(ClassificationPipeline):
@@ -137,22 +143,33 @@ class SpeechPipeline(ClassificationPipeline):
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg, path_source="folder")
 
-    def resolve(self, config: SpeechConfig, native_rate: int) -> None:
-        """Fill in the automatic settings, so the run's config.yaml says what was used."""
+    def check_settings(self, config: SpeechConfig) -> None:
+        """Settings that are wrong whatever the data: reported before minutes of loading."""
         d = config.data
         if d.features not in FEATURES:
             raise UserError(f"unknown data.features '{d.features}'; choose one of: {', '.join(FEATURES)}")
+        if d.window_ms <= 0 or d.hop_ms <= 0 or d.mel_bins < 1 or not 1 <= d.mfccs <= d.mel_bins:
+            raise UserError(f"data.window_ms and hop_ms must be > 0 and 1 <= data.mfccs <= data.mel_bins; got "
+                            f"{d.window_ms}, {d.hop_ms}, mfccs {d.mfccs}, mel_bins {d.mel_bins}")
+        self.models.get(config.model.name)  # an unknown model name, before the data is read
+
+    def resolve(self, config: SpeechConfig, native_rate: int) -> None:
+        """Fill in the automatic settings, so the run's config.yaml says what was used."""
+        d = config.data
         if d.features == "auto":
             d.features = "waveform" if config.model.name in speech_models.WAVEFORM_MODELS else "logmel"
+        if d.features == "waveform" and config.model.augment == SpeechModelConfig().augment:
+            config.model.augment = ["shift"]  # the default's SpecAugment needs spectral features
         d.sample_rate = d.sample_rate or native_rate
         if d.sample_rate < 1000 or d.duration <= 0:
             raise UserError(f"data.sample_rate must be >= 1000 Hz and data.duration > 0 s, got {d.sample_rate}, {d.duration}")
         frontend = frontend_for(config)
-        if d.features != "waveform" and (frontend.window < 16 or frontend.frames < 4):
+        if d.features != "waveform" and (frontend.window < 16 or frontend.hop < 1 or frontend.frames < 4):
             raise UserError(f"data.duration {d.duration} s with window_ms {d.window_ms} and hop_ms {d.hop_ms} "
                             f"gives {frontend.frames} frames; make the clips longer or the window shorter")
 
     def load_data(self, config: SpeechConfig) -> SpeechData:
+        self.check_settings(config)
         d = config.data
         source = d.source if d.source != "auto" else ("folder" if d.path else "tfds")
         raw = self.sources.get(source)(d)
@@ -168,8 +185,8 @@ class SpeechPipeline(ClassificationPipeline):
             splits["train"] = batched(
                 raw.splits["train"], training=True,
                 preprocess=stages.resampled if "crop" in augment else stages.fitted,
-                per_example=stages.random_crop if "crop" in augment else None,
-                per_batch=stages.noisy_features if "noise" in augment else stages.features, **common)
+                per_example=stages.augment_waveform(crop="crop" in augment, noise="noise" in augment),
+                per_batch=stages.features, **common)
             stats_source = batched(raw.splits["train"], training=False, preprocess=stages.fitted_features,
                                    **{**common, "cache": False})
         else:

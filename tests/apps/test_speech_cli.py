@@ -106,10 +106,13 @@ def test_tflite_takes_raw_audio_and_gives_the_same_top1(speech_run, wav_folder):
     np.testing.assert_array_equal(lite.argmax(1), expected)
 
 
-@pytest.mark.parametrize("name", ["lstm", "transformer", "wave_cnn"])
-def test_other_models_train_through_the_cli(name, wav_folder, tmp_path):
+@pytest.mark.parametrize("name,augment", [("lstm", ["model.augment=[shift,noise,crop]"]),
+                                          ("transformer", ["model.augment=[warp,specaugment]", "data.features=logmel"]),
+                                          ("wave_cnn", [])])  # its default drops the spectral SpecAugment
+def test_other_models_train_through_the_cli(name, augment, wav_folder, tmp_path):
+    sets = [x for item in augment for x in ("--set", item)]
     result = dlapps("speech", "train", "--data", wav_folder, "--runs-dir", tmp_path, *SETS, "--set", f"model.name={name}",
-                    "--set", "train.epochs=1", "--set", "model.augment=[shift,noise,crop]")
+                    "--set", "train.epochs=1", *sets)
     assert result.exit_code == 0, result.stderr
     config = (next((tmp_path / "speech").iterdir()) / "config.yaml").read_text()
     assert ("features: waveform" in config) == (name == "wave_cnn")
@@ -148,9 +151,12 @@ def test_bad_data(tmp_path, setup, fragments):
     ("data.split=speaker:zoe", ["no speaker zoe"]),
     ("data.duration=0.01", ["frames"]),
     ("model.augment=[echo]", ["unknown augmentation echo"]),
+    ("data.mfccs=60", ["1 <= data.mfccs <= data.mel_bins"]),
+    ("data.features=mfcc model.augment=[warp]", ["warp bends the frequency axis"]),
 ])
 def test_bad_settings(tmp_path, wav_folder, override, fragments):
-    result = dlapps("speech", "train", "--data", wav_folder, "--runs-dir", tmp_path / "runs", *SETS, "--set", override)
+    sets = [x for item in override.split() for x in ("--set", item)]
+    result = dlapps("speech", "train", "--data", wav_folder, "--runs-dir", tmp_path / "runs", *SETS, *sets)
     assert_one_line_error(result, *fragments)
 
 

@@ -35,3 +35,15 @@ def test_batched_is_deterministic_under_a_seed_and_keeps_every_example():
     evaluation = batched(ds, batch_size=16, training=False, seed=0, per_batch=lambda x, y: (tf.cast(x, tf.float32), y))
     values = np.concatenate([x.numpy() for x, _ in evaluation])
     assert values.dtype == np.float32 and values.tolist() == list(range(100))
+
+
+def test_per_example_randomness_is_fresh_each_epoch_and_repeatable():
+    def draws(seed):
+        ds = batched(tf.data.Dataset.range(6), batch_size=6, training=False, seed=seed, cache=True,
+                     per_example=lambda x, seed: tf.random.stateless_uniform([], seed))
+        return [next(iter(ds)).numpy() for _ in range(2)]  # two epochs
+
+    first, second = draws(3)
+    assert not np.allclose(first, second)  # a new epoch, new draws
+    np.testing.assert_array_equal(draws(3)[0], first)  # the same seed, the same draws
+    assert not np.allclose(draws(4)[0], first)

@@ -109,3 +109,15 @@ def test_mean_normalisation_removes_a_microphone_and_leaves_padding_alone():
     # The filter's fixed spectral tilt is gone: what is left differs far less than before.
     before = np.abs(plain(clip)[0].numpy() - plain(coloured)[0].numpy())[voiced].mean()
     assert np.abs(a - b)[voiced].mean() < 0.5 * before
+
+
+def test_tiny_clips_and_late_format_chunks_are_handled():
+    assert audio.resample(tf.constant([0.1, 0.2], tf.float32), 96000, 16000).shape == (0,)
+    assert audio.resample(tf.constant([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], tf.float32), 96000, 16000).shape == (1,)
+    data = wav_bytes(CLIP, 8000)  # RIFF header, fmt, LIST, data: move fmt to the very end
+    fmt = data[12:36]
+    moved = data[:4] + data[4:8] + data[8:12] + data[36:] + fmt
+    samples, rate = audio.decode_wav(tf.constant(moved))
+    assert int(rate) == 8000 and samples.shape == (len(CLIP), 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="WAV"):
+        audio.decode_wav(tf.constant(data[:20]))  # a header cut inside the fmt chunk

@@ -52,6 +52,15 @@ def test_class_subfolders(tmp_path):
     assert raw.class_names == ["no", "yes"] and sum(raw.sizes.values()) == 12
     with pytest.raises(UserError, match="needs a {speaker}"):
         data.folder_source(folder_config(tmp_path, split="speaker:x"))
+    # Speech Commands style: speakers from the names inside the class folders
+    for label in ("yes", "no"):
+        for i, speaker in enumerate(["ab12", "cd34", "ef56"]):
+            (tmp_path / label / f"{speaker}_nohash_{i}.wav").write_bytes(wav_bytes(tone(500, 8000, 0.2), 8000))
+        for old in (tmp_path / label).glob("0*.wav"):
+            old.unlink()
+    raw = data.folder_source(folder_config(tmp_path, split="speaker:cd34", label_pattern="{speaker}_nohash_{index}",
+                                           validation_fraction=0.25))
+    assert raw.sizes["test"] == 2 and raw.class_names == ["no", "yes"]
 
 
 def test_pattern_that_matches_nothing_and_single_class(tmp_path):
