@@ -1,5 +1,6 @@
 """Small real data built on the spot, and the settings that make a training run take seconds."""
 
+import collections
 import gzip
 from pathlib import Path
 
@@ -80,3 +81,34 @@ def tone(freq: float, rate: int, seconds: float, rng=None, noise: float = 0.05) 
     if rng is not None:
         wave += noise * rng.standard_normal(len(t))
     return wave
+
+
+def dlapps(*args):
+    """The CLI in this process, as a user would call it (arguments may be paths)."""
+    from click.testing import CliRunner
+
+    from apps.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments):
+    """Bad input's contract: exit code 2 and one line on stderr naming what went wrong, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def event_tags(folder: Path) -> dict:
+    """TensorBoard plugin name -> the tags written to the event files in ``folder``."""
+    import tensorflow as tf
+
+    tags = collections.defaultdict(set)
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags[value.metadata.plugin_data.plugin_name or "scalars"].add(value.tag)
+    return tags

@@ -3,25 +3,10 @@
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from apps.cli import main
-from tests.helpers import FAST
+from tests.helpers import FAST, assert_one_line_error, dlapps
 
 SETS = [x for item in FAST for x in ("--set", item)]
-
-
-def run_cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def make_folder(root: Path, spec: dict, source: Path) -> Path:
@@ -34,22 +19,22 @@ def make_folder(root: Path, spec: dict, source: Path) -> Path:
 
 
 def test_missing_data_path(tmp_path):
-    result = run_cli("vision", "train", "--data", tmp_path / "nope", "--runs-dir", tmp_path / "runs")
+    result = dlapps("vision", "train", "--data", tmp_path / "nope", "--runs-dir", tmp_path / "runs")
     assert_one_line_error(result, "data path not found", "nope")
     assert not (tmp_path / "runs").exists()  # a failed start leaves no run directory behind
 
 
 def test_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_cli("vision", "train", "--data", tmp_path / "empty"), "no class subfolders", "empty")
+    assert_one_line_error(dlapps("vision", "train", "--data", tmp_path / "empty"), "no class subfolders", "empty")
 
 
 def test_corrupt_image_is_named_and_can_be_skipped(tmp_path, image_folder, caplog):
     folder = make_folder(tmp_path / "imgs", {"a": 6, "b": 6}, image_folder)
     (folder / "a" / "notes.txt").write_text("not an image")
     args = ["vision", "train", "--data", folder, "--runs-dir", tmp_path / "runs", *SETS]
-    assert_one_line_error(run_cli(*args), "notes.txt", "data.on_bad_file=skip")
-    result = run_cli(*args, "--set", "data.on_bad_file=skip")
+    assert_one_line_error(dlapps(*args), "notes.txt", "data.on_bad_file=skip")
+    result = dlapps(*args, "--set", "data.on_bad_file=skip")
     assert result.exit_code == 0, result.stderr
     assert "skipped 1 unreadable file(s)" in caplog.text and "notes.txt" in caplog.text
 
@@ -57,12 +42,12 @@ def test_corrupt_image_is_named_and_can_be_skipped(tmp_path, image_folder, caplo
 def test_class_folder_without_images(tmp_path, image_folder):
     folder = make_folder(tmp_path / "imgs", {"a": 6, "b": 6}, image_folder)
     (folder / "c").mkdir()
-    assert_one_line_error(run_cli("vision", "train", "--data", folder), "class folder", "has no images")
+    assert_one_line_error(dlapps("vision", "train", "--data", folder), "class folder", "has no images")
 
 
 def test_single_class(tmp_path, image_folder):
     folder = make_folder(tmp_path / "imgs", {"a": 6}, image_folder)
-    assert_one_line_error(run_cli("vision", "train", "--data", folder), "only one class")
+    assert_one_line_error(dlapps("vision", "train", "--data", folder), "only one class")
 
 
 @pytest.mark.parametrize(
@@ -80,19 +65,19 @@ def test_single_class(tmp_path, image_folder):
     ],
 )
 def test_bad_settings(tmp_path, override, fragments):
-    result = run_cli("vision", "train", "--runs-dir", tmp_path, "--set", override)
+    result = dlapps("vision", "train", "--runs-dir", tmp_path, "--set", override)
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "vision").exists()
 
 
 def test_missing_config_file(tmp_path):
-    assert_one_line_error(run_cli("vision", "train", "--config", tmp_path / "run.yaml"), "config file not found")
+    assert_one_line_error(dlapps("vision", "train", "--config", tmp_path / "run.yaml"), "config file not found")
 
 
 def test_existing_run_directory_is_never_overwritten(tmp_path):
     (tmp_path / "vision" / "mine").mkdir(parents=True)
     (tmp_path / "vision" / "mine" / "precious.txt").write_text("keep")
-    result = run_cli("vision", "train", "--runs-dir", tmp_path, "--name", "mine", *SETS)
+    result = dlapps("vision", "train", "--runs-dir", tmp_path, "--name", "mine", *SETS)
     assert_one_line_error(result, "already exists", "mine")
     assert [p.name for p in (tmp_path / "vision" / "mine").iterdir()] == ["precious.txt"]
 
@@ -100,14 +85,14 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
 @pytest.mark.parametrize("verb", ["evaluate", "predict", "export"])
 def test_missing_run_directory(tmp_path, verb):
     extra = [tmp_path / "a.png"] if verb == "predict" else []
-    assert_one_line_error(run_cli("vision", verb, tmp_path / "no-run", *extra), "run directory not found", "no-run")
+    assert_one_line_error(dlapps("vision", verb, tmp_path / "no-run", *extra), "run directory not found", "no-run")
 
 
 def test_unreadable_image_for_predict(folder_run, tmp_path):
     (tmp_path / "fake.png").write_bytes(b"GIF89a but broken")
-    assert_one_line_error(run_cli("vision", "predict", folder_run[0], tmp_path / "fake.png"), "cannot read image", "fake.png")
-    assert_one_line_error(run_cli("vision", "predict", folder_run[0], tmp_path / "absent.png"), "absent.png")
-    assert_one_line_error(run_cli("vision", "predict", folder_run[0], tmp_path), "cannot read image", str(tmp_path))
+    assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path / "fake.png"), "cannot read image", "fake.png")
+    assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path / "absent.png"), "absent.png")
+    assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path), "cannot read image", str(tmp_path))
 
 
 def test_damaged_run_directory(tmp_path, folder_run):
@@ -116,11 +101,11 @@ def test_damaged_run_directory(tmp_path, folder_run):
     run = tmp_path / "copy"
     shutil.copytree(folder_run[0], run)
     (run / "model.keras").write_bytes(b"PK truncated")
-    assert_one_line_error(run_cli("vision", "evaluate", run), "cannot load the model")
+    assert_one_line_error(dlapps("vision", "evaluate", run), "cannot load the model")
     (run / "run.json").write_text("{ half")
-    assert_one_line_error(run_cli("vision", "evaluate", run), "run.json is not valid JSON")
+    assert_one_line_error(dlapps("vision", "evaluate", run), "run.json is not valid JSON")
 
 
 def test_resume_refuses_new_settings_and_finished_runs(folder_run):
-    assert_one_line_error(run_cli("vision", "train", "--resume", folder_run[0], "--set", "train.epochs=3"), "--resume")
-    assert_one_line_error(run_cli("vision", "train", "--resume", folder_run[0]), "already finished")
+    assert_one_line_error(dlapps("vision", "train", "--resume", folder_run[0], "--set", "train.epochs=3"), "--resume")
+    assert_one_line_error(dlapps("vision", "train", "--resume", folder_run[0]), "already finished")

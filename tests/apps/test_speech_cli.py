@@ -8,19 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from apps.cli import main
-from tests.apps.test_bad_input import assert_one_line_error
-from tests.apps.test_vision_cli import event_tags
-from tests.helpers import SPEECH_FAST, tone, wav_bytes
+from tests.helpers import SPEECH_FAST, assert_one_line_error, dlapps, event_tags, tone, wav_bytes
 
 SETS = [x for item in SPEECH_FAST for x in ("--set", item)]
 CLASSES = ["high", "low", "mid"]
-
-
-def dlapps(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_train_fills_the_run_directory(speech_run):

@@ -1,6 +1,5 @@
 """Every vision verb end to end through the CLI, on small real data, a few training steps each."""
 
-import collections
 import json
 import subprocess
 import sys
@@ -9,17 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from click.testing import CliRunner
 
-from apps.cli import main
-from tests.helpers import FAST
+from tests.helpers import FAST, dlapps, event_tags
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def dlapps(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result
 
 
 def test_help_does_not_import_tensorflow():
@@ -41,17 +33,6 @@ def test_train_fills_the_run_directory(folder_run):
     assert metrics["examples"] == sum(map(sum, metrics["confusion_matrix"]))
     assert "Test split: accuracy" in result.output and f"dlapps vision evaluate {run}" in result.output
     assert "Traceback" not in result.stderr
-
-
-def event_tags(folder: Path) -> dict:
-    import tensorflow as tf
-
-    tags = collections.defaultdict(set)
-    for path in folder.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                tags[value.metadata.plugin_data.plugin_name or "scalars"].add(value.tag)
-    return tags
 
 
 def test_tensorboard_event_files_carry_the_listed_tags(folder_run):
