@@ -112,18 +112,19 @@ def train_command(domain: str) -> click.Command:
             click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)
             sys.exit(EXIT_INTERRUPTED)
         epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
-        click.echo(summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started))
+        click.echo(summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started,
+                           pipeline.predict_usage))
 
     return train
 
 
-def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float) -> str:
+def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float, predict_usage: str) -> str:
     return (
         f"\nTrained {domain} model for {epochs} epochs in {seconds:.0f} s; run directory {root}\n"
         f"Test split: {headline}\n"
         f"Next: tensorboard --logdir {root.parent.parent}\n"
         f"      dlapps {domain} evaluate {root}\n"
-        f"      dlapps {domain} predict {root} FILE...\n"
+        f"      dlapps {domain} predict {root} {predict_usage}\n"
         f"      dlapps {domain} export {root} --format saved_model"
     )
 
@@ -145,17 +146,18 @@ def evaluate_command(domain: str) -> click.Command:
 def predict_command(domain: str) -> click.Command:
     @click.command("predict")
     @run_argument
-    @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @click.argument("inputs", nargs=-1, required=True)
     @verbose_option
     @reports_user_errors
     def predict(run_dir, inputs, verbose):
-        """Classify files with a run's model: one line per file (file, class, probability)."""
+        """Classify inputs (files; texts for nlp) with a run's model: one line each (input, class, probability)."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
-        class_names = run.info()["class_names"]
+        from pipelines.core.evaluation import decide
+
+        info = run.info()
         probabilities = model.predict(pipeline.read_inputs(list(inputs), model, config), verbose=0)
-        for path, row in zip(inputs, probabilities):
-            best = int(row.argmax())
-            click.echo(f"{path}\t{class_names[best]}\t{row[best]:.4f}")
+        for given, row, chosen in zip(inputs, probabilities, decide(probabilities, info.get("decision"))):
+            click.echo(f"{given}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}")
 
     return predict
 
@@ -171,7 +173,7 @@ def export_command(domain: str) -> click.Command:
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         from pipelines.core import export as exporter
 
-        endpoints = pipeline.serving_endpoints(model, run.info()["class_names"], config)
+        endpoints = pipeline.serving_endpoints(model, run.info(), config)
         path = exporter.export_saved_model(model, endpoints, run.saved_model)
         if fmt == "tflite":
             path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)

@@ -9,4 +9,5 @@ of :class:`pipelines.core.pipeline.Pipeline`.
 DOMAINS = {
     "vision": ("pipelines.vision.pipeline", "Image classification: digits, MNIST, image folders, tfds."),
     "speech": ("pipelines.speech.pipeline", "Spoken-word classification from WAV files: log-mel CNN, LSTM, Transformer, raw-waveform CNN."),
+    "nlp": ("pipelines.nlp.pipeline", "Text classification from TSV/CSV, folders of .txt files or tfds: n-gram MLP, CNN, BiLSTM, Transformer."),
 }

@@ -1,4 +1,4 @@
-"""Session fixtures: small image folders, IDX files and WAV folders, generated on the spot."""
+"""Session fixtures: small image folders, IDX files, WAV folders and text tables, generated on the spot."""
 
 import os
 from pathlib import Path
@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from apps.cli import main  # noqa: E402
-from tests.helpers import FAST, SPEECH_FAST, encode, shape_image, tone, wav_bytes, write_idx  # noqa: E402
+from tests.helpers import FAST, NLP_FAST, SPEECH_FAST, encode, messages, shape_image, tone, wav_bytes, write_idx  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +89,22 @@ def speech_run(wav_folder, tmp_path_factory):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output + result.stderr
     return runs / "speech" / "tones", result
+
+
+@pytest.fixture(scope="session")
+def text_table(tmp_path_factory) -> Path:
+    """label<TAB>text like the SMS Spam Collection: 120 messages, 15% spam (class weights switch on)."""
+    path = tmp_path_factory.mktemp("texts") / "messages.tsv"
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in messages(120)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nlp_run(text_table, tmp_path_factory):
+    """One trained text run (the default bag model), shared by the tests that only read it."""
+    runs = tmp_path_factory.mktemp("runs")
+    sets = [x for item in NLP_FAST for x in ("--set", item)]
+    args = ["nlp", "train", "--data", text_table, "--runs-dir", runs, "--name", "spam", *sets]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + result.stderr
+    return runs / "nlp" / "spam", result

@@ -112,3 +112,22 @@ def event_tags(folder: Path) -> dict:
             for value in event.summary.value:
                 tags[value.metadata.plugin_data.plugin_name or "scalars"].add(value.tag)
     return tags
+
+
+# Text: a few steps of a small model with a small vocabulary.
+NLP_FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "text.max_tokens=400"]
+SPAM_WORDS = ["free", "win", "prize", "claim", "cash", "txt", "call", "urgent", "£100", "08712300"]
+HAM_WORDS = ["see", "you", "later", "dinner", "home", "love", "ok", "tomorrow", "mum", "bus"]
+
+
+def messages(count: int, spam_share: float = 0.15, seed: int = 0) -> list[tuple[str, str]]:
+    """(label, text) pairs: 'spam' texts drawn mostly from spammy words, 'ham' from everyday ones."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(count):
+        label = "spam" if i < round(count * spam_share) else "ham"
+        words = SPAM_WORDS if label == "spam" else HAM_WORDS
+        picked = [str(w) for w in rng.choice(words, size=int(rng.integers(3, 9)))] + [str(rng.choice(SPAM_WORDS + HAM_WORDS))]
+        rows.append((label, " ".join(picked).capitalize() + rng.choice(["!", ".", "?!", ""])))
+    order = rng.permutation(count)
+    return [rows[i] for i in order]

@@ -4,7 +4,8 @@ TensorBoard tags written here (stable; the README lists them):
 
 - ``evaluation/confusion_matrix``, ``evaluation/sample_predictions`` (images)
 - ``evaluation/per_class_metrics`` (text: per-class precision/recall/F1 table)
-- ``evaluation/accuracy``, ``evaluation/macro_f1``, ``evaluation/roc_auc_ovr`` (scalars)
+- ``evaluation/accuracy``, ``evaluation/macro_f1``, ``evaluation/roc_auc_ovr``, ``evaluation/pr_auc``
+  (scalars; PR-AUC for binary tasks)
 - ``pr_curve/<class name>/pr_curves`` (pr_curve plugin, one per class)
 
 to ``logs/validation`` each ``eval.every_epochs`` epochs and to ``logs/eval`` for the final
@@ -38,7 +39,7 @@ def write_classification_summaries(writer: tf.summary.SummaryWriter, step: int, 
         for name, png in scored.figures.items():
             tf.summary.image(f"evaluation/{name}", _png_batch(png))
         tf.summary.text("evaluation/per_class_metrics", evaluation.per_class_table(result))
-        for key in ("accuracy", "macro_f1", "roc_auc_ovr"):
+        for key in ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc"):
             if result.get(key) is not None:
                 tf.summary.scalar(f"evaluation/{key}", result[key])
         for index, name in enumerate(class_names):
@@ -100,10 +101,11 @@ class Scored:
 
 
 def score(model: keras.Model, dataset: tf.data.Dataset, class_names: list[str], top_k: int, keep: int,
-          render_samples: Optional[SampleRenderer]) -> Scored:
-    """Predict a whole split, compute its metrics and render its figures, each once."""
+          render_samples: Optional[SampleRenderer], decision: Optional[dict] = None) -> Scored:
+    """Predict a whole split, compute its metrics (classes by ``decision``, see
+    :func:`pipelines.core.evaluation.decide`) and render its figures, each once."""
     answers = collect(model, dataset, keep)
-    metrics = evaluation.classification_metrics(answers.y_true, answers.probabilities, class_names, top_k)
+    metrics = evaluation.classification_metrics(answers.y_true, answers.probabilities, class_names, top_k, decision)
     pngs = {"confusion_matrix": figures.confusion_matrix_png(metrics["confusion_matrix"], class_names)}
     samples = answers.render(render_samples, class_names)
     if samples:

@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pipelines.core import callbacks, evaluation, figures
+from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Pipeline
 from pipelines.core.rundir import RunDir
+
+DECISIONS = ("argmax", "f1")
 
 
 class ClassificationPipeline(Pipeline):
     """Softmax output, cross-entropy, the field's classification metrics and serving outputs."""
 
     def compile_args(self, config: Any, data: Data) -> dict:
-        k = min(config.eval.top_k, len(data.class_names))
+        if config.eval.decision not in DECISIONS:
+            raise UserError(f"unknown eval.decision '{config.eval.decision}'; choose one of: {', '.join(DECISIONS)}")
+        k = config.eval.top_k
         smoothing = config.train.label_smoothing
+        top_k = [keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")] if k < len(data.class_names) else []
         return {
             "loss": SmoothedSparseCrossentropy(smoothing, len(data.class_names))
             if smoothing > 0
             else keras.losses.SparseCategoricalCrossentropy(),
             "metrics": [
                 keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy"),
+                *top_k,  # only where k < classes: with two classes top-2 is always 1
             ],
         }
 
@@ -38,9 +45,23 @@ class ClassificationPipeline(Pipeline):
             )
         ]
 
+    def tune_decision(self, model: keras.Model, data: Data, config: Any) -> Optional[dict]:
+        """The decision rule ``eval.decision`` asks for, fitted on the validation split (None = argmax)."""
+        if config.eval.decision == "argmax" or len(data.class_names) != 2:
+            return None
+        answers = callbacks.collect(model, data.validation, keep=0)
+        counts = np.bincount(answers.y_true, minlength=2)
+        positive = int(np.argmin(counts))  # the rarer class: spam, fraud, the defect
+        if counts[positive] == 0:
+            return None  # nothing to tune on
+        threshold = evaluation.tune_threshold(answers.y_true == positive, answers.probabilities[:, positive])
+        return {"positive": positive, "threshold": threshold}
+
     def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
+        decision = self.tune_decision(model, data, config)
+        run.write_info(decision=decision)
         scored = callbacks.score(model, data.test, data.class_names, config.eval.top_k, config.eval.sample_images,
-                                 self.render_samples)
+                                 self.render_samples, decision)
         run.samples.mkdir(exist_ok=True)
         for name, png in scored.figures.items():
             (run.samples / f"{name}.png").write_bytes(png)
@@ -68,9 +89,15 @@ class ClassificationPipeline(Pipeline):
                   for i, (t, p) in enumerate(zip(y_true, predicted))]
         return titles, ["green" if t == p else "red" for t, p in zip(y_true, predicted)]
 
-    def classify_outputs(self, probabilities: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
-        """The serving contract's outputs for classification domains."""
+    def classify_outputs(self, probabilities: tf.Tensor, info: dict) -> dict[str, tf.Tensor]:
+        """The serving contract's outputs for classification domains; ``info`` is the run's run.json
+        (class names, and the tuned decision rule when there is one)."""
+        class_names, decision = info["class_names"], info.get("decision")
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        if decision:
+            positive = decision["positive"]
+            reached = probabilities[:, positive] >= tf.cast(decision["threshold"], probabilities.dtype)
+            class_id = tf.where(reached, tf.constant(positive, tf.int64), tf.constant(1 - positive, tf.int64))
         return {
             "probabilities": tf.cast(probabilities, tf.float32),
             "class_id": class_id,

@@ -49,6 +49,9 @@ class EvalConfig:
     top_k: int = 3
     every_epochs: int = 1  # validation summaries every N epochs (0 = never; the test split is always evaluated)
     sample_images: int = 16
+    # argmax | f1: for two classes, the threshold on the rarer class's probability that maximises its F1 on
+    # the validation split; metrics, predict and the exported model use it (run.json keeps it).
+    decision: str = "argmax"
 
 
 def from_dict(cls: type, values: dict | None, where: str = "") -> Any:

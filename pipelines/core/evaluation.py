@@ -6,33 +6,61 @@ and the console summary.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from sklearn import metrics as skm
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int = 3) -> dict:
-    """Accuracy, top-k, macro-F1, one-vs-rest ROC-AUC, per-class P/R/F1 and the confusion matrix."""
+def decide(probabilities: np.ndarray, decision: Optional[dict] = None) -> np.ndarray:
+    """Predicted classes: the most probable one, or for a binary ``decision`` ({"positive", "threshold"})
+    the positive class wherever its probability reaches the threshold."""
+    probabilities = np.asarray(probabilities)
+    if not decision:
+        return probabilities.argmax(axis=1)
+    positive = decision["positive"]
+    return np.where(probabilities[:, positive] >= decision["threshold"], positive, 1 - positive)
+
+
+def tune_threshold(is_positive: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold with the best F1 for the positive class (midway between neighbouring scores,
+    so it does not sit on one example's score)."""
+    precision, recall, thresholds = skm.precision_recall_curve(is_positive, scores)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    best = int(np.argmax(f1))
+    below = scores[scores < thresholds[best]]
+    return float((thresholds[best] + below.max()) / 2) if len(below) else float(thresholds[best])
+
+
+def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int = 3,
+                           decision: Optional[dict] = None) -> dict:
+    """Accuracy, top-k, macro-F1, ROC-AUC (one-vs-rest), PR-AUC (binary), per-class P/R/F1 and the
+    confusion matrix; class decisions by :func:`decide`."""
     y_true = np.asarray(y_true).astype(int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     n_classes = len(class_names)
     labels = np.arange(n_classes)
-    y_pred = probabilities.argmax(axis=1)
+    y_pred = decide(probabilities, decision)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
-    k = min(top_k, n_classes)
     result = {
         "examples": int(len(y_true)),
         "accuracy": float(np.mean(y_pred == y_true)),
-        f"top_{k}_accuracy": _top_k_accuracy(y_true, probabilities, k),
         "macro_f1": float(np.mean(f1)),
         "roc_auc_ovr": _roc_auc(y_true, probabilities, labels),
+        "pr_auc": _pr_auc(y_true, probabilities, decision),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
         },
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+    if top_k < n_classes:  # with k >= classes every example is right
+        result[f"top_{top_k}_accuracy"] = _top_k_accuracy(y_true, probabilities, top_k)
+    if decision:
+        result["decision"] = {"positive": class_names[decision["positive"]], "threshold": decision["threshold"]}
+        result["argmax_accuracy"] = float(np.mean(probabilities.argmax(axis=1) == y_true))
     return result
 
 
@@ -52,6 +80,14 @@ def _roc_auc(y_true: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) 
     return float(np.mean(scores))
 
 
+def _pr_auc(y_true: np.ndarray, probabilities: np.ndarray, decision: Optional[dict]) -> float | None:
+    """Average precision of the positive class (binary only; class 1 unless ``decision`` names it)."""
+    if probabilities.shape[1] != 2 or len(np.unique(y_true)) < 2:
+        return None
+    positive = decision["positive"] if decision else 1
+    return float(skm.average_precision_score(y_true == positive, probabilities[:, positive]))
+
+
 def per_class_table(result: dict) -> str:
     """Per-class precision/recall/F1 as a Markdown table (TensorBoard renders it as text)."""
     rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
@@ -66,4 +102,9 @@ def headline(result: dict) -> str:
     parts = [f"accuracy {result['accuracy']:.4f}", f"macro-F1 {result['macro_f1']:.4f}"]
     if result.get("roc_auc_ovr") is not None:
         parts.append(f"ROC-AUC {result['roc_auc_ovr']:.4f}")
+    if result.get("pr_auc") is not None:
+        parts.append(f"PR-AUC {result['pr_auc']:.4f}")
+    if result.get("decision"):
+        d = result["decision"]
+        parts.append(f"{d['positive']} F1 {result['per_class'][d['positive']]['f1']:.4f} at threshold {d['threshold']:.3f}")
     return ", ".join(parts) + f" on {result['examples']} examples"

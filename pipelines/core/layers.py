@@ -1,7 +1,13 @@
-"""Layer recipes every domain's models share."""
+"""Layer recipes every domain's models share.
+
+Custom layers live here, registered once: Keras finds a saved layer by its registered name
+("dlapps>PositionEmbedding"), so two domains registering the same name would load each
+other's layer.
+"""
 
 from __future__ import annotations
 
+import keras
 from keras import layers
 
 
@@ -16,3 +22,25 @@ def batch_norm():
     # Momentum 0.9, not Keras' 0.99: small datasets run few steps per epoch, and the moving
     # statistics must keep up with the weights for validation in the first epochs to mean anything.
     return layers.BatchNormalization(momentum=0.9)
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class PositionEmbedding(layers.Layer):
+    """Learned position vectors added to a fixed-length sequence."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=tuple(input_shape[1:]), initializer="zeros", name="positions")
+
+    def call(self, x):
+        return x + self.positions
+
+
+def encoder_block(x, heads: int, dim: int, dropout: float, attention_mask=None):
+    """Pre-norm Transformer encoder block: self-attention (where ``attention_mask`` [batch, query, key]
+    allows) and a feed-forward layer, each residual."""
+    normed = layers.LayerNormalization()(x)
+    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(normed, normed, attention_mask=attention_mask)
+    x = layers.Add()([x, attended])
+    hidden = layers.Dense(dim * 2, activation="gelu")(layers.LayerNormalization()(x))
+    hidden = layers.Dropout(dropout)(layers.Dense(dim)(hidden))
+    return layers.Add()([x, hidden])

@@ -32,6 +32,7 @@ class Data:
     input_shape: tuple  # one example as the model sees it
     sizes: dict[str, int]  # examples per split
     source: str  # where the data came from, for the console and run.json
+    class_weight: Optional[dict[int, float]] = None  # passed to fit: imbalanced classes weighted up
 
     def describe(self) -> str:
         counts = " / ".join(f"{self.sizes[s]:,} {s}" for s in ("train", "validation", "test"))
@@ -57,6 +58,7 @@ class Pipeline:
     config_class: type
     sources: Registry
     models: Registry
+    predict_usage = "FILE..."  # what `predict` takes, for the hints the CLI prints
 
     def data_overrides(self, data_arg: str) -> list[str]:
         """``--data X`` as config overrides (the domain decides what a path means)."""
@@ -83,15 +85,16 @@ class Pipeline:
         """The key figures as one line, for the console."""
         raise NotImplementedError
 
-    def serving_endpoints(self, model: keras.Model, class_names: list[str], config: Any) -> Endpoints:
+    def serving_endpoints(self, model: keras.Model, info: dict, config: Any) -> Endpoints:
+        """The SavedModel signatures; ``info`` is the run's run.json (class names, decision rule)."""
         raise NotImplementedError
 
     def tflite_signature(self) -> Optional[str]:
         """The SavedModel signature TFLite converts (one without string ops), or None."""
         return None
 
-    def read_inputs(self, paths: list[Path], model: keras.Model, config: Any) -> np.ndarray:
-        """Files named on the predict command line -> one model input batch."""
+    def read_inputs(self, inputs: list[str], model: keras.Model, config: Any) -> np.ndarray:
+        """What the predict command line names (files; texts for NLP) -> one model input batch."""
         raise NotImplementedError
 
     def render_samples(self, inputs: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> Optional[bytes]:

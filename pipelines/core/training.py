@@ -117,6 +117,7 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
         model.fit(
             data.train.repeat() if config.train.steps_per_epoch else data.train,
             validation_data=data.validation,
+            class_weight=data.class_weight,
             epochs=config.train.epochs,
             steps_per_epoch=config.train.steps_per_epoch,
             callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run),

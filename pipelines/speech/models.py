@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras import layers
 
 from pipelines.core.errors import UserError
-from pipelines.core.layers import batch_norm, classifier_head
+from pipelines.core.layers import PositionEmbedding, batch_norm, classifier_head, encoder_block
 from pipelines.core.registry import Registry
 
 MODELS = Registry("speech model")
@@ -191,26 +191,6 @@ def build_lstm(config: Any, data) -> keras.Model:
         last = layer == config.depth - 1
         x = layers.Bidirectional(layers.LSTM(config.width * 2, return_sequences=not last))(x)
     return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name="lstm")
-
-
-@keras.saving.register_keras_serializable(package="dlapps")
-class PositionEmbedding(layers.Layer):
-    """Learned position vectors added to a fixed-length sequence."""
-
-    def build(self, input_shape):
-        self.positions = self.add_weight(shape=tuple(input_shape[1:]), initializer="zeros", name="positions")
-
-    def call(self, x):
-        return x + self.positions
-
-
-def encoder_block(x, heads: int, dim: int, dropout: float):
-    """Pre-norm Transformer encoder block: self-attention and a feed-forward layer, each residual."""
-    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(*[layers.LayerNormalization()(x)] * 2)
-    x = layers.Add()([x, attended])
-    hidden = layers.Dense(dim * 2, activation="gelu")(layers.LayerNormalization()(x))
-    hidden = layers.Dropout(dropout)(layers.Dense(dim)(hidden))
-    return layers.Add()([x, hidden])
 
 
 @MODELS.register("transformer")

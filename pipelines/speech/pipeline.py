@@ -8,7 +8,6 @@ functions on a client's raw samples or WAV bytes.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Optional
 
 import keras
@@ -200,12 +199,12 @@ class SpeechPipeline(ClassificationPipeline):
             waveforms={name: ds.map(lambda w, r, y: stages.fitted(w, r, y)[0]) for name, ds in raw.splits.items()},
         )
 
-    def serving_endpoints(self, model: keras.Model, class_names: list[str], config: SpeechConfig) -> Endpoints:
+    def serving_endpoints(self, model: keras.Model, info: dict, config: SpeechConfig) -> Endpoints:
         frontend = frontend_for(config)
 
         def classify_audio(audio_batch):
             waves = audio.fit_length(audio_batch, frontend.samples)
-            return self.classify_outputs(model(frontend(waves), training=False), class_names)
+            return self.classify_outputs(model(frontend(waves), training=False), info)
 
         def classify_wav(wav_bytes):
             waves = tf.map_fn(lambda b: audio.wav_to_waveform(b, frontend.sample_rate, frontend.samples), wav_bytes,
@@ -221,7 +220,7 @@ class SpeechPipeline(ClassificationPipeline):
     def tflite_signature(self) -> Optional[str]:
         return "serving_default"
 
-    def read_inputs(self, paths: list[Path], model: keras.Model, config: SpeechConfig) -> np.ndarray:
+    def read_inputs(self, paths: list[str], model: keras.Model, config: SpeechConfig) -> np.ndarray:
         frontend = frontend_for(config)
         waves = []
         for path in paths:

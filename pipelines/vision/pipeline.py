@@ -95,11 +95,11 @@ class VisionPipeline(ClassificationPipeline):
         return Data(splits["train"], splits["validation"], splits["test"], raw.class_names,
                     (height, width, channels), raw.sizes, raw.name)
 
-    def serving_endpoints(self, model: keras.Model, class_names: list[str], config: VisionConfig) -> Endpoints:
+    def serving_endpoints(self, model: keras.Model, info: dict, config: VisionConfig) -> Endpoints:
         height, width, channels = model.input_shape[1:]
 
         def classify_pixels(images):
-            return self.classify_outputs(model(images, training=False), class_names)
+            return self.classify_outputs(model(images, training=False), info)
 
         def from_bytes(image_bytes):
             # Images of any size: decode and fit one by one, then classify as a batch.
@@ -118,7 +118,7 @@ class VisionPipeline(ClassificationPipeline):
     def tflite_signature(self) -> Optional[str]:
         return "serving_pixels"
 
-    def read_inputs(self, paths: list[Path], model: keras.Model, config: VisionConfig) -> np.ndarray:
+    def read_inputs(self, paths: list[str], model: keras.Model, config: VisionConfig) -> np.ndarray:
         height, width, channels = model.input_shape[1:]
         images = []
         for path in paths:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipelines.core.evaluation import classification_metrics, per_class_table
+from pipelines.core.evaluation import classification_metrics, decide, per_class_table, tune_threshold
 
 
 def test_metrics_match_hand_computed_values():
@@ -29,8 +29,29 @@ def test_binary_auc_and_single_class_split():
     assert classification_metrics(np.array([1, 1]), p[:2], ["no", "yes"])["roc_auc_ovr"] is None
 
 
-def test_top_k_with_two_classes_is_not_always_one():
+def test_top_k_is_reported_only_where_it_can_miss():
     y = np.array([0, 1])
     p = np.array([[0.2, 0.8], [0.9, 0.1]])  # both wrong
     assert classification_metrics(y, p, ["a", "b"], top_k=1)["top_1_accuracy"] == 0.0
-    assert classification_metrics(y, p, ["a", "b"], top_k=2)["top_2_accuracy"] == 1.0
+    assert "top_2_accuracy" not in classification_metrics(y, p, ["a", "b"], top_k=2)  # always 1: not reported
+
+
+def test_tuned_threshold_maximises_f1_and_sits_between_scores():
+    is_positive = np.array([0, 0, 0, 1, 0, 1, 1])
+    scores = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.6, 0.9])
+    threshold = tune_threshold(is_positive, scores)
+    assert 0.2 < threshold < 0.3  # all three positives, one false positive: F1 6/7, the best
+    assert threshold not in scores
+
+
+def test_decision_rule_and_metrics_at_the_tuned_point():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])
+    assert decide(p).tolist() == [0, 0, 0, 1]
+    decision = {"positive": 1, "threshold": 0.35}
+    assert decide(p, decision).tolist() == [0, 0, 1, 1]
+    m = classification_metrics(y, p, ["ham", "spam"], decision=decision)
+    assert m["accuracy"] == 1.0 and m["argmax_accuracy"] == 0.75
+    assert m["decision"] == {"positive": "spam", "threshold": 0.35}
+    assert m["pr_auc"] == 1.0
+    assert classification_metrics(y, p, ["a", "b", "c"][:2])["pr_auc"] == 1.0

@@ -1,0 +1,238 @@
+"""Text-classification data: TSV/CSV tables, folders of .txt files per class, tfds datasets.
+
+Every source gives the texts and integer labels of each split as NumPy arrays: text
+datasets fit in memory, and the arrays are what the vectorizer adapts on and what the
+evaluation shows a person when a message is misclassified.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from pipelines.core.errors import UserError
+from pipelines.core.registry import Registry
+from pipelines.core.stages import stratified_split
+from pipelines.core.tfds_splits import prepared_builder, split_slices
+
+log = logging.getLogger(__name__)
+
+SOURCES = Registry("text data source")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class RawText:
+    """What a source gives: per split, texts (object array of str) and labels (int), and the class names."""
+
+    texts: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    class_names: list[str]
+    name: str
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {split: len(self.labels[split]) for split in SPLITS}
+
+
+def labelled(texts: list[str], label_names: list[str], config: Any, name: str,
+             official_test: Optional[tuple[list[str], list[str]]] = None) -> RawText:
+    """Texts and their label names -> stratified train/validation/test (the test split: ``official_test`` if given)."""
+    class_names = sorted(set(label_names) | set(official_test[1] if official_test else []))
+    if len(class_names) < 2:
+        raise UserError(f"{name} has a single class ({class_names[0]!r}); a classifier needs at least two")
+    index = {c: i for i, c in enumerate(class_names)}
+    texts = np.array(texts, dtype=object)
+    labels = np.array([index[c] for c in label_names], dtype=np.int64)
+    fractions = {"validation": config.validation_fraction}
+    if official_test is None:
+        # Test first: the same seed gives the same test split whatever the validation share.
+        fractions = {"test": config.test_fraction, "validation": config.validation_fraction * (1 - config.test_fraction)}
+    parts = stratified_split(labels, fractions, config.split_seed)
+    split_texts = {split: texts[idx] for split, idx in parts.items()}
+    split_labels = {split: labels[idx] for split, idx in parts.items()}
+    if official_test is not None:
+        split_texts["test"] = np.array(official_test[0], dtype=object)
+        split_labels["test"] = np.array([index[c] for c in official_test[1]], dtype=np.int64)
+    return RawText(split_texts, split_labels, class_names, name)
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def decoded(path: Path, encoding: str) -> str:
+    """A file's text; bytes the encoding cannot read are an error naming the line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(f"{path} line {line}: bytes that are not {encoding} ({raw[err.start:err.start + 4]!r}); "
+                        f"convert the file, or set data.encoding (e.g. latin-1)") from None
+    except LookupError:
+        raise UserError(f"unknown data.encoding '{encoding}'") from None
+
+
+def delimiter_for(path: Path, setting: str) -> str:
+    if setting != "auto":
+        return {"tab": "\t", "comma": ","}.get(setting, setting)
+    return "," if path.suffix.lower() == ".csv" else "\t"
+
+
+def column_index(setting: str, default: int, header: Optional[list[str]], path: Path, role: str) -> int:
+    """A column given by name (needs a header) or position (0-based); ``auto`` = ``default``."""
+    if setting == "auto":
+        return default
+    if setting.isdigit():
+        return int(setting)
+    if header is None or setting not in header:
+        columns = ", ".join(header) if header else "none: the file has no header row"
+        raise UserError(f"{path} has no {role} column '{setting}'; columns: {columns} (set data.{role}_column)")
+    return header.index(setting)
+
+
+def read_table(path: Path, config: Any) -> tuple[list[str], list[str]]:
+    """(texts, label names) from a TSV/CSV file; every row must have as many fields as the first."""
+    text = decoded(path, config.encoding)
+    delimiter = delimiter_for(path, config.delimiter)
+    # Tab-separated files rarely quote (SMS texts are full of stray quotes); CSV does.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    named = not (config.label_column.isdigit() or config.label_column == "auto") or not (
+        config.text_column.isdigit() or config.text_column == "auto")
+    has_header = {"auto": named, "true": True, "false": False}.get(str(config.header).lower())
+    if has_header is None:
+        raise UserError(f"data.header must be auto, true or false, got '{config.header}'")
+    header = None
+    texts, labels, width = [], [], None
+    for row in checked(rows, path):
+        if not row or row == [""]:
+            continue  # blank lines
+        if has_header and header is None:
+            header, width = [c.strip() for c in row], len(row)
+            label_at = column_index(config.label_column, 0, header, path, "label")
+            text_at = column_index(config.text_column, 1, header, path, "text")
+            continue
+        if width is None:
+            width = len(row)
+            label_at = column_index(config.label_column, 0, None, path, "label")
+            text_at = column_index(config.text_column, 1, None, path, "text")
+            if max(label_at, text_at) >= width:
+                raise UserError(f"{path} line {rows.line_num}: {width} field(s), but the label/text columns are "
+                                f"{label_at}/{text_at} (0-based); set data.label_column and data.text_column")
+        if len(row) != width:
+            raise UserError(f"{path} line {rows.line_num}: {len(row)} fields where the first row has {width} "
+                            f"(delimiter {delimiter!r}); fix the row or set data.delimiter")
+        labels.append(row[label_at].strip())
+        texts.append(row[text_at])
+    if not labels:
+        what = "a header row but no data rows" if header else "no rows"
+        raise UserError(f"{path} has {what}; add labelled rows")
+    missing = [rows_at for rows_at, label in enumerate(labels) if not label]
+    if missing:
+        raise UserError(f"{path}: {len(missing)} row(s) with an empty label (the first is data row {missing[0] + 1}); "
+                        "fill or remove them")
+    return texts, labels
+
+
+def checked(rows, path: Path):
+    """The csv reader's rows; its own errors (a NUL byte, an unclosed quote) name the line."""
+    try:
+        yield from rows
+    except csv.Error as err:
+        raise UserError(f"{path} line {rows.line_num}: {err}; fix the row or set data.delimiter") from None
+
+
+@SOURCES.register("table")
+def table_source(config: Any) -> RawText:
+    """A TSV/CSV file: label<TAB>text by default; columns by name or 0-based position."""
+    path = Path(config.path)
+    if not path.is_file():
+        raise UserError(f"data file {path} does not exist; pass a TSV/CSV file or a folder of class subfolders")
+    texts, labels = read_table(path, config)
+    return labelled(texts, labels, config, path.name)
+
+
+# --- folders of .txt files -----------------------------------------------------------------
+
+
+def class_folders(root: Path) -> dict[str, list[Path]]:
+    return {d.name: sorted(d.glob("*.txt")) for d in sorted(root.iterdir()) if d.is_dir() and any(d.glob("*.txt"))}
+
+
+def read_texts(paths: list[Path], encoding: str) -> list[str]:
+    return [decoded(p, encoding) for p in paths]
+
+
+@SOURCES.register("folder")
+def folder_source(config: Any) -> RawText:
+    """One subfolder of .txt files per class; with train/ and test/ inside (aclImdb), those are the splits."""
+    root = Path(config.path)
+    if not root.is_dir():
+        raise UserError(f"data folder {root} does not exist")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        train, test = class_folders(root / "train"), class_folders(root / "test")
+        unlabelled = sorted(set(train) - set(test))
+        if unlabelled:  # aclImdb's train/unsup: reviews without a label
+            log.info("ignoring %s: class folders in train/ but not in test/", ", ".join(unlabelled))
+        classes = sorted(set(train) & set(test))
+        if not classes:
+            raise UserError(f"{root}/train and {root}/test share no class subfolders of .txt files")
+        train_paths = [(p, c) for c in classes for p in train[c]]
+        test_paths = [(p, c) for c in classes for p in test[c]]
+        log.info("reading %d + %d text files", len(train_paths), len(test_paths))
+        official = (read_texts([p for p, _ in test_paths], config.encoding), [c for _, c in test_paths])
+        return labelled(read_texts([p for p, _ in train_paths], config.encoding), [c for _, c in train_paths],
+                        config, root.name, official_test=official)
+    folders = class_folders(root)
+    if not folders:
+        raise UserError(f"{root} has no subfolders with .txt files; make one subfolder of .txt files per class")
+    paths = [(p, c) for c, files in folders.items() for p in files]
+    return labelled(read_texts([p for p, _ in paths], config.encoding), [c for _, c in paths], config, root.name)
+
+
+# --- tfds -----------------------------------------------------------------------------------
+
+
+def pick_feature(features: dict, kind: type, setting: str, name: str, role: str) -> str:
+    """The text or label feature: the one named by ``setting``, else the only one of its kind (or 'text'/'label')."""
+    candidates = [key for key, feature in features.items() if isinstance(feature, kind)]
+    if setting != "auto":
+        if setting not in candidates:
+            raise UserError(f"tfds dataset '{name}' has no {role} feature '{setting}'; {role} features: {candidates}")
+        return setting
+    if len(candidates) == 1 or role in candidates:
+        return candidates[0] if len(candidates) == 1 else role
+    raise UserError(f"tfds dataset '{name}' has {role} features {candidates or 'none'}; "
+                    f"choose one with data.{role}_column")
+
+
+@SOURCES.register("tfds")
+def tfds_source(config: Any) -> RawText:
+    """Any TensorFlow Datasets text-classification dataset by name, e.g. imdb_reviews (downloads on first use)."""
+    import tensorflow_datasets as tfds
+
+    name = config.path or "imdb_reviews"
+    builder = prepared_builder(name, config.tfds_data_dir)
+    features = builder.info.features
+    text_key = pick_feature(features, tfds.features.Text, config.text_column, name, "text")
+    label_key = pick_feature(features, tfds.features.ClassLabel, config.label_column, name, "label")
+    class_names = list(features[label_key].names)
+    texts, labels = {}, {}
+    for split, spec in split_slices(builder.info, config.validation_fraction, config.test_fraction).items():
+        rows = list(tfds.as_numpy(builder.as_dataset(split=spec)))
+        texts[split] = np.array([r[text_key].decode("utf-8") for r in rows], dtype=object)
+        labels[split] = np.array([r[label_key] for r in rows], dtype=np.int64)
+    if len(np.unique(labels["train"])) < 2:
+        raise UserError(f"tfds dataset '{name}' has a single class in its training split")
+    return RawText(texts, labels, class_names, f"tfds:{name}")
+

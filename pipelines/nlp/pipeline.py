@@ -1,0 +1,225 @@
+"""The NLP domain: text classification from TSV/CSV files, folders of .txt files or tfds.
+
+The model takes raw strings: its TextVectorization layers (adapted on the training split)
+run inside it, in training, evaluation, ``predict`` and the exported SavedModel alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core import evaluation
+from pipelines.core.classification import ClassificationPipeline
+from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.errors import UserError
+from pipelines.core.pipeline import Data, Endpoints, path_or_tfds_overrides
+from pipelines.core.rundir import RunDir
+from pipelines.core.stages import batched
+from pipelines.nlp import data as text_data
+from pipelines.nlp import models as text_models
+from pipelines.nlp import projector
+
+STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
+TOKENS = ("word", "character")
+
+
+@dataclasses.dataclass
+class NlpDataConfig:
+    source: str = "auto"  # auto | table | folder | tfds  (auto: from --data; tfds imdb_reviews without it)
+    path: Optional[str] = None  # TSV/CSV file, folder of class subfolders, or tfds dataset name
+    label_column: str = "auto"  # a name (header row) or 0-based position; auto: 0 (tfds: its ClassLabel feature)
+    text_column: str = "auto"  # likewise; auto: 1 (tfds: its Text feature)
+    header: str = "auto"  # auto: the first row is a header when a column is given by name | true | false
+    delimiter: str = "auto"  # auto: comma for .csv, tab otherwise | tab | comma | one character
+    encoding: str = "utf-8"
+    test_fraction: float = 0.2  # sources without a test split
+    validation_fraction: float = 0.1  # of what the test split leaves
+    split_seed: int = 0
+    class_weight: str = "auto"  # auto: balanced when the rarest class is < 20% of the training texts | balanced | none
+    tfds_data_dir: Optional[str] = None
+
+
+@dataclasses.dataclass
+class TextConfig:
+    """How texts become model input (TextVectorization settings)."""
+
+    standardize: str = "lower_and_strip_punctuation"  # | lower | strip_punctuation | none
+    char_standardize: str = "lower"  # for character n-grams: punctuation and symbols ('£', '!!') carry signal
+    word_ngrams: int = 2  # bag model: word 1..N-grams (0 = none)
+    char_ngrams: int = 5  # bag model: character 1..N-grams (0 = none)
+    max_tokens: int = 50_000  # vocabulary size of each vectorizer
+    tokens: str = "word"  # sequence models (cnn, lstm, transformer): word | character
+    sequence_length: int = 0  # sequence models: tokens kept per text; 0 = the training texts' 95th percentile
+
+
+@dataclasses.dataclass
+class NlpModelConfig:
+    name: str = "bag"
+    width: int = 64  # hidden units (bag, lstm), embedding and model dim (cnn, transformer)
+    depth: int = 1  # hidden layers (bag), conv blocks (cnn), LSTM layers, Transformer blocks
+    heads: int = 4  # transformer
+    dropout: float = 0.3
+    input_dropout: float = 0.3  # bag: dropout on the tf-idf vector
+    l2: float = 0.0  # bag: L2 penalty on the hidden layer
+
+
+@dataclasses.dataclass
+class NlpConfig:
+    data: NlpDataConfig = dataclasses.field(default_factory=NlpDataConfig)
+    text: TextConfig = dataclasses.field(default_factory=TextConfig)
+    model: NlpModelConfig = dataclasses.field(default_factory=NlpModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32))
+    eval: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(decision="f1", sample_images=0))
+
+
+@dataclasses.dataclass
+class NlpData(Data):
+    texts: dict = dataclasses.field(default_factory=dict)  # split -> object array of the raw texts
+
+
+def balanced_class_weight(labels: np.ndarray, n_classes: int, setting: str) -> Optional[dict[int, float]]:
+    """Weights n / (k * count) per class: 'balanced', or under 'auto' only when the rarest class is < 20%."""
+    if setting not in ("auto", "balanced", "none"):
+        raise UserError(f"data.class_weight must be auto, balanced or none, got '{setting}'")
+    counts = np.bincount(labels, minlength=n_classes)
+    if setting == "none" or (setting == "auto" and counts.min() >= 0.2 * counts.sum()):
+        return None
+    return {c: float(counts.sum() / (n_classes * max(count, 1))) for c, count in enumerate(counts)}
+
+
+def keras_standardize(setting: str, key: str) -> Optional[str]:
+    if setting not in STANDARDIZE:
+        raise UserError(f"unknown text.{key} '{setting}'; choose one of: {', '.join(STANDARDIZE)}")
+    return None if setting == "none" else setting
+
+
+class NlpPipeline(ClassificationPipeline):
+    domain = "nlp"
+    config_class = NlpConfig
+    sources = text_data.SOURCES
+    models = text_models.MODELS
+    predict_usage = '"TEXT"...'
+
+    def data_overrides(self, data_arg: str) -> list[str]:
+        return path_or_tfds_overrides(data_arg)
+
+    def check_settings(self, config: NlpConfig) -> None:
+        """Settings that are wrong whatever the data: reported before the data is read."""
+        t = config.text
+        keras_standardize(t.standardize, "standardize")
+        keras_standardize(t.char_standardize, "char_standardize")
+        if t.tokens not in TOKENS:
+            raise UserError(f"unknown text.tokens '{t.tokens}'; choose one of: {', '.join(TOKENS)}")
+        if t.max_tokens < 10 or t.word_ngrams < 0 or t.char_ngrams < 0 or t.sequence_length < 0:
+            raise UserError("text.max_tokens must be >= 10, and word_ngrams, char_ngrams, sequence_length >= 0")
+        if config.model.name in text_models.BAG_MODELS and not (t.word_ngrams or t.char_ngrams):
+            raise UserError("the bag model needs text.word_ngrams or text.char_ngrams > 0")
+        if config.model.name == "transformer" and config.model.width % config.model.heads:
+            raise UserError(f"model.width ({config.model.width}) must be a multiple of model.heads ({config.model.heads})")
+        self.models.get(config.model.name)  # an unknown model name, before the data is read
+
+    def resolve_source(self, d: NlpDataConfig) -> str:
+        if d.source != "auto":
+            return d.source
+        if not d.path:
+            return "tfds"
+        return "folder" if Path(d.path).is_dir() else "table"
+
+    def load_data(self, config: NlpConfig) -> NlpData:
+        self.check_settings(config)
+        raw = self.sources.get(self.resolve_source(config.data))(config.data)
+        if config.model.name not in text_models.BAG_MODELS and config.text.sequence_length == 0:
+            lengths = text_models.lengths_in_tokens(raw.texts["train"], self.split_mode(config))
+            # Written into the run's config.yaml, so a repeat of the run pads the same way.
+            config.text.sequence_length = int(np.clip(np.percentile(lengths, 95), 8, 512))
+        splits = {
+            split: batched(tf.data.Dataset.from_tensor_slices((raw.texts[split].astype(str), raw.labels[split])),
+                           batch_size=config.train.batch_size, training=split == "train", seed=config.train.seed)
+            for split in text_data.SPLITS
+        }
+        weights = balanced_class_weight(raw.labels["train"], len(raw.class_names), config.data.class_weight)
+        return NlpData(splits["train"], splits["validation"], splits["test"], raw.class_names, (), raw.sizes,
+                       raw.name, class_weight=weights, texts=raw.texts)
+
+    @staticmethod
+    def split_mode(config: NlpConfig) -> str:
+        return "character" if config.text.tokens == "character" else "whitespace"
+
+    def vectorizers(self, config: NlpConfig, train_texts: np.ndarray) -> list[keras.layers.TextVectorization]:
+        """TextVectorization layers adapted on the training texts only."""
+        t = config.text
+        if config.model.name in text_models.BAG_MODELS:
+            specs = [("words", t.word_ngrams, "whitespace", t.standardize),
+                     ("chars", t.char_ngrams, "character", t.char_standardize)]
+            layers = [keras.layers.TextVectorization(max_tokens=t.max_tokens, standardize=keras_standardize(standardize, "standardize"),
+                                                     split=split, ngrams=n if n > 1 else None, output_mode="tf_idf",
+                                                     name=f"{name}_tfidf")
+                      for name, n, split, standardize in specs if n > 0]
+        else:
+            standardize = t.char_standardize if t.tokens == "character" else t.standardize
+            layers = [keras.layers.TextVectorization(max_tokens=t.max_tokens, standardize=keras_standardize(standardize, "standardize"),
+                                                     split=self.split_mode(config), output_mode="int",
+                                                     output_sequence_length=t.sequence_length, name="token_ids")]
+        texts = tf.data.Dataset.from_tensor_slices(train_texts.astype(str)).batch(512)
+        for layer in layers:
+            layer.adapt(texts)
+        return layers
+
+    def build_model(self, config: NlpConfig, data: NlpData) -> keras.Model:
+        inputs = text_models.TextInputs(self.vectorizers(config, data.texts["train"]), len(data.class_names),
+                                        config.text.sequence_length)
+        return self.models.get(config.model.name)(config.model, inputs)
+
+    def evaluate(self, model: keras.Model, data: NlpData, config: NlpConfig, run: RunDir, step: int) -> dict:
+        metrics = super().evaluate(model, data, config, run, step)
+        vocabularies = run.root / "vocabulary"
+        vocabularies.mkdir(exist_ok=True)
+        for name, tokens in text_models.vectorizer_vocabularies(model).items():
+            (vocabularies / f"{name}.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+        embeddings = text_models.learned_embeddings(model)
+        if embeddings is not None:
+            projector.write(run.logs / "projector", *embeddings)
+        return metrics
+
+    def extra_summaries(self, writer, step, scored, *, data: NlpData, split: str) -> None:
+        """The worst misclassified texts (lowest probability of their true class) as a table."""
+        answers, names = scored.answers, data.class_names
+        decision = scored.metrics.get("decision")  # the test split is decided by the tuned threshold
+        if decision:
+            decision = {"positive": names.index(decision["positive"]), "threshold": decision["threshold"]}
+        true_probability = answers.probabilities[np.arange(len(answers.y_true)), answers.y_true]
+        predicted = evaluation.decide(answers.probabilities, decision)
+        worst = [i for i in np.argsort(true_probability, kind="stable") if predicted[i] != answers.y_true[i]][:10]
+        texts = data.texts[split]
+        rows = ["| true | predicted | p(true) | text |", "|---|---|---|---|"]
+        for i in worst:
+            shown = texts[i].replace("|", "\\|").replace("\n", " ")[:300]
+            rows.append(f"| {names[answers.y_true[i]]} | {names[predicted[i]]} | {true_probability[i]:.3f} | {shown} |")
+        with writer.as_default(step=step):
+            tf.summary.text("evaluation/misclassified_text", "\n".join(rows) if worst else "no misclassified texts")
+        writer.flush()
+
+    def serving_endpoints(self, model: keras.Model, info: dict, config: NlpConfig) -> Endpoints:
+        def classify(text):
+            return self.classify_outputs(model(text, training=False), info)
+
+        return {"serving_default": (classify, [tf.TensorSpec([None], tf.string, name="text")])}
+
+    def tflite_signature(self) -> Optional[str]:
+        # Checked with TF 2.21: the converter rejects TextVectorization's string ops (StringSplitV2,
+        # StringLower, StaticRegexReplace, UnicodeDecode, bincounts) as not builtin, and StringNGrams
+        # is not even a Select TF op.
+        raise UserError("TFLite has no kernels for the text model's TextVectorization (string splitting, "
+                        "lowercasing, n-grams); serve the SavedModel: export --format saved_model")
+
+    def read_inputs(self, inputs: list[str], model: keras.Model, config: NlpConfig) -> np.ndarray:
+        return np.array(inputs, dtype=object)
+
+
+PIPELINE = NlpPipeline()

@@ -1,0 +1,113 @@
+"""Text sources: TSV/CSV tables (positional and named columns, bad files), folders, tfds."""
+
+import numpy as np
+import pytest
+
+from pipelines.core.errors import UserError
+from pipelines.core.stages import stratified_split
+from pipelines.nlp import data
+from pipelines.nlp.pipeline import NlpDataConfig
+from tests.helpers import messages
+
+
+def table(path, **fields) -> data.RawText:
+    return data.table_source(NlpDataConfig(source="table", path=str(path), **fields))
+
+
+def test_tsv_label_then_text_with_stray_quotes(tmp_path):
+    path = tmp_path / "sms.tsv"
+    rows = messages(40) + [("ham", 'he said "ok, fine" then left'), ("spam", "")]
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in rows) + "\n", encoding="utf-8")
+    raw = table(path)
+    assert raw.class_names == ["ham", "spam"] and sum(raw.sizes.values()) == 42
+    everything = set(np.concatenate(list(raw.texts.values())).tolist())
+    assert 'he said "ok, fine" then left' in everything and "" in everything  # quotes kept, empty text kept
+
+
+def test_test_split_is_the_plain_stratified_80_20(tmp_path):
+    """The benchmark protocol ("stratified 80/20, seed 0") whatever the validation share."""
+    rows = messages(50)
+    path = tmp_path / "sms.tsv"
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in rows), encoding="utf-8")
+    labels = np.array([label == "spam" for label, _ in rows]).astype(int)
+    expected = sorted(rows[i][1] for i in stratified_split(labels, {"test": 0.2}, seed=0)["test"])
+    for validation in (0.1, 0.3):
+        assert sorted(table(path, validation_fraction=validation).texts["test"].tolist()) == expected
+
+
+def test_csv_with_header_named_columns_and_quoted_newlines(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('id,review,sentiment\n1,"great, really great",pos\n2,"awful\nreally",neg\n'
+                    + "".join(f"{i},meh {i},{'pos' if i % 2 else 'neg'}\n" for i in range(3, 23)), encoding="utf-8")
+    raw = table(path, text_column="review", label_column="sentiment")
+    texts = set(np.concatenate(list(raw.texts.values())).tolist())
+    assert {"great, really great", "awful\nreally"} <= texts and raw.class_names == ["neg", "pos"]
+    assert sum(raw.sizes.values()) == 22
+
+
+@pytest.mark.parametrize("content, fields, message", [
+    (b"", {}, "has no rows"),
+    (b"label\ttext\n", {"label_column": "label", "text_column": "text"}, "a header row but no data rows"),
+    (b"ham\thi\nspam\twin\tnow\n", {}, "line 2: 3 fields where the first row has 2"),
+    (b"ham\thi there\nspam\twin \xff\xfe now\n", {}, "line 2: bytes that are not utf-8"),
+    (b"a,b\nham,hi\n", {"text_column": "message", "label_column": "b", "delimiter": "comma"}, "no text column 'message'; columns: a, b"),
+    (b"ham\thi\nham\tyo\n", {}, "single class"),
+    (b"ham\n", {}, "label/text columns are 0/1"),
+    (b"ham\thi\n\thello\n", {}, "empty label"),
+])
+def test_bad_tables_name_the_problem_and_line(tmp_path, content, fields, message):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        table(path, **fields)
+
+
+def test_missing_table_file(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        table(tmp_path / "nope.tsv")
+
+
+def write_class_folder(root, rows):
+    for n, (label, text) in enumerate(rows):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{n}.txt").write_text(text, encoding="utf-8")
+
+
+def test_folder_of_class_subfolders(tmp_path):
+    write_class_folder(tmp_path, messages(40, spam_share=0.5))
+    raw = data.folder_source(NlpDataConfig(source="folder", path=str(tmp_path)))
+    assert raw.class_names == ["ham", "spam"] and sum(raw.sizes.values()) == 40
+
+
+def test_aclimdb_layout_uses_its_test_split_and_ignores_unsup(tmp_path):
+    write_class_folder(tmp_path / "train", messages(30, spam_share=0.5))
+    write_class_folder(tmp_path / "test", messages(10, spam_share=0.5, seed=1))
+    write_class_folder(tmp_path / "train", [("unsup", "no label here")] * 3)
+    raw = data.folder_source(NlpDataConfig(source="folder", path=str(tmp_path)))
+    assert raw.class_names == ["ham", "spam"]
+    assert raw.sizes["test"] == 10 and raw.sizes["train"] + raw.sizes["validation"] == 30
+
+
+def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
+    """The real tfds path (builder -> download_and_prepare -> as_dataset) on a text dataset built here."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class TinyReviews(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+                "text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"]),
+            }), supervised_keys=("text", "label"))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(20), "test": self._generate_examples(6)}
+
+        def _generate_examples(self, count):
+            for i in range(count):
+                yield i, {"text": ("lovely film é" if i % 2 else "dull film"), "label": i % 2}
+
+    raw = data.tfds_source(NlpDataConfig(source="tfds", path="tiny_reviews", tfds_data_dir=str(tmp_path)))
+    assert raw.class_names == ["neg", "pos"] and raw.sizes == {"train": 18, "validation": 2, "test": 6}
+    assert set(raw.texts["test"].tolist()) == {"lovely film é", "dull film"}
+    assert [("lovely" in t) for t in raw.texts["test"]] == raw.labels["test"].astype(bool).tolist()
