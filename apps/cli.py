@@ -150,7 +150,10 @@ def predict_command(domain: str) -> click.Command:
     @verbose_option
     @reports_user_errors
     def predict(run_dir, inputs, verbose):
-        """Classify inputs (files; texts for nlp) with a run's model: one line each (input, class, probability)."""
+        """Classify inputs (files; texts for nlp) with a run's model: one line each (input, class, probability).
+
+        Put -- before inputs that start with a dash: predict RUN -- "-50% today only".
+        """
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         from pipelines.core.evaluation import decide
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Optional
 
 import keras
@@ -14,6 +15,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Pipeline
 from pipelines.core.rundir import RunDir
 
+log = logging.getLogger(__name__)
 DECISIONS = ("argmax", "f1")
 
 
@@ -47,11 +49,15 @@ class ClassificationPipeline(Pipeline):
 
     def tune_decision(self, model: keras.Model, data: Data, config: Any) -> Optional[dict]:
         """The decision rule ``eval.decision`` asks for, fitted on the validation split (None = argmax)."""
-        if config.eval.decision == "argmax" or len(data.class_names) != 2:
+        if config.eval.decision == "argmax":
+            return None
+        if len(data.class_names) != 2:
+            log.warning("eval.decision=%s applies to two classes; %d classes are decided by argmax",
+                        config.eval.decision, len(data.class_names))
             return None
         answers = callbacks.collect(model, data.validation, keep=0)
         counts = np.bincount(answers.y_true, minlength=2)
-        positive = int(np.argmin(counts))  # the rarer class: spam, fraud, the defect
+        positive = 0 if counts[0] < counts[1] else 1  # the rarer class (spam, fraud); class 1 when even
         if counts[positive] == 0:
             return None  # nothing to tune on
         threshold = evaluation.tune_threshold(answers.y_true == positive, answers.probabilities[:, positive])

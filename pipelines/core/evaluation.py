@@ -14,22 +14,29 @@ from sklearn import metrics as skm
 
 def decide(probabilities: np.ndarray, decision: Optional[dict] = None) -> np.ndarray:
     """Predicted classes: the most probable one, or for a binary ``decision`` ({"positive", "threshold"})
-    the positive class wherever its probability reaches the threshold."""
+    the positive class wherever its probability reaches the threshold (compared in float32, as the
+    exported model compares its float32 outputs)."""
     probabilities = np.asarray(probabilities)
     if not decision:
         return probabilities.argmax(axis=1)
     positive = decision["positive"]
-    return np.where(probabilities[:, positive] >= decision["threshold"], positive, 1 - positive)
+    reached = probabilities[:, positive].astype(np.float32) >= np.float32(decision["threshold"])
+    return np.where(reached, positive, 1 - positive)
 
 
 def tune_threshold(is_positive: np.ndarray, scores: np.ndarray) -> float:
-    """The score threshold with the best F1 for the positive class (midway between neighbouring scores,
-    so it does not sit on one example's score)."""
+    """The score threshold with the best F1 for the positive class (ties: the lowest, so the most recall),
+    midway between the lowest score it accepts and the highest it rejects, as a float32 value."""
+    scores = np.asarray(scores, dtype=np.float32)
     precision, recall, thresholds = skm.precision_recall_curve(is_positive, scores)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    best = int(np.argmax(f1))
-    below = scores[scores < thresholds[best]]
-    return float((thresholds[best] + below.max()) / 2) if len(below) else float(thresholds[best])
+    lowest_accepted = np.float32(thresholds[int(np.argmax(f1))])
+    rejected = scores[scores < lowest_accepted]
+    if len(rejected) == 0:
+        return float(lowest_accepted)
+    threshold = np.float32((float(lowest_accepted) + float(rejected.max())) / 2)
+    # Adjacent float32 scores have no float32 between them: then the accepted score itself.
+    return float(threshold if threshold > rejected.max() else lowest_accepted)
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int = 3,

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import io
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,6 +48,11 @@ def labelled(texts: list[str], label_names: list[str], config: Any, name: str,
     class_names = sorted(set(label_names) | set(official_test[1] if official_test else []))
     if len(class_names) < 2:
         raise UserError(f"{name} has a single class ({class_names[0]!r}); a classifier needs at least two")
+    counts = Counter(label_names)
+    rare = sorted(c for c in counts if counts[c] < 3)
+    if rare:
+        raise UserError(f"{name}: class(es) {', '.join(map(repr, rare[:5]))} have fewer than 3 examples; every class "
+                        "needs one for training, validation and test (is a header row read as data? set data.header)")
     index = {c: i for i, c in enumerate(class_names)}
     texts = np.array(texts, dtype=object)
     labels = np.array([index[c] for c in label_names], dtype=np.int64)
@@ -73,25 +79,29 @@ def decoded(path: Path, encoding: str) -> str:
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror}") from None
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise UserError(f"{path} line {line}: bytes that are not {encoding} ({raw[err.start:err.start + 4]!r}); "
                         f"convert the file, or set data.encoding (e.g. latin-1)") from None
     except LookupError:
         raise UserError(f"unknown data.encoding '{encoding}'") from None
+    return text.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not part of the first field
 
 
 def delimiter_for(path: Path, setting: str) -> str:
-    if setting != "auto":
-        return {"tab": "\t", "comma": ","}.get(setting, setting)
-    return "," if path.suffix.lower() == ".csv" else "\t"
-
-
-def column_index(setting: str, default: int, header: Optional[list[str]], path: Path, role: str) -> int:
-    """A column given by name (needs a header) or position (0-based); ``auto`` = ``default``."""
     if setting == "auto":
-        return default
+        return "," if path.suffix.lower() == ".csv" else "\t"
+    delimiter = {"tab": "\t", "comma": ","}.get(setting, setting)
+    if len(delimiter) != 1:
+        raise UserError(f"data.delimiter must be auto, tab, comma or one character, got '{setting}'")
+    return delimiter
+
+
+def column_index(setting: str, header: Optional[list[str]], path: Path, role: str) -> Optional[int]:
+    """A column given by name (needs a header) or 0-based position; None for ``auto``."""
+    if setting == "auto":
+        return None
     if setting.isdigit():
         return int(setting)
     if header is None or setting not in header:
@@ -100,56 +110,84 @@ def column_index(setting: str, default: int, header: Optional[list[str]], path: 
     return header.index(setting)
 
 
-def read_table(path: Path, config: Any) -> tuple[list[str], list[str]]:
-    """(texts, label names) from a TSV/CSV file; every row must have as many fields as the first."""
+def table_rows(path: Path, config: Any) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank row of a TSV/CSV file."""
     text = decoded(path, config.encoding)
     delimiter = delimiter_for(path, config.delimiter)
-    # Tab-separated files rarely quote (SMS texts are full of stray quotes); CSV does.
+    # Tab-separated files rarely quote (SMS texts are full of stray quotes); CSV does, and strict
+    # mode makes an unclosed quote an error instead of one field swallowing the rest of the file.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    named = not (config.label_column.isdigit() or config.label_column == "auto") or not (
-        config.text_column.isdigit() or config.text_column == "auto")
-    has_header = {"auto": named, "true": True, "false": False}.get(str(config.header).lower())
-    if has_header is None:
-        raise UserError(f"data.header must be auto, true or false, got '{config.header}'")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    return [(reader.line_num, row) for row in checked(reader, path) if any(field.strip() for field in row)]
+
+
+def first_row_is_header(setting: str, rows: list, label_column: str, text_column: str) -> bool:
+    """``data.header``; under ``auto``, a header when a column is given by name, or when the first
+    row's label occurs nowhere else in the column (a ``label<TAB>text`` title line)."""
+    setting = str(setting).lower()
+    if setting not in ("auto", "true", "false"):
+        raise UserError(f"data.header must be auto, true or false, got '{setting}'")
+    if setting != "auto":
+        return setting == "true"
+    if any(c not in ("auto", "") and not c.isdigit() for c in (label_column, text_column)):
+        return True
+    at = int(label_column) if label_column.isdigit() else 0
+    labels = [row[at].strip() for _, row in rows if len(row) > at]
+    return bool(labels) and labels[0] not in labels[1:]
+
+
+def label_and_text_columns(config: Any, header: Optional[list[str]], width: int, path: Path) -> tuple[int, int]:
+    """0-based label and text columns: as set, else the columns named label/text, else the other of two, else 0 and 1."""
+    chosen = {role: column_index(getattr(config, f"{role}_column"), header, path, role) for role in ("label", "text")}
+    for role, other, default in (("label", "text", 0), ("text", "label", 1)):
+        if chosen[role] is None:
+            if header and role in header:
+                chosen[role] = header.index(role)
+            elif width == 2 and chosen[other] is not None:
+                chosen[role] = 1 - chosen[other]
+            else:
+                chosen[role] = default
+    label_at, text_at = chosen["label"], chosen["text"]
+    if max(label_at, text_at) >= width:
+        raise UserError(f"{path}: rows have {width} field(s), but the label/text columns are {label_at}/{text_at} "
+                        "(0-based); set data.label_column and data.text_column")
+    if label_at == text_at:
+        raise UserError(f"{path}: the label and text columns are the same ({label_at}); set data.label_column and "
+                        "data.text_column")
+    return label_at, text_at
+
+
+def read_table(path: Path, config: Any) -> tuple[list[str], list[str]]:
+    """(texts, label names) from a TSV/CSV file; every row must have as many fields as the first."""
+    rows = table_rows(path, config)
     header = None
-    texts, labels, width = [], [], None
-    for row in checked(rows, path):
-        if not row or row == [""]:
-            continue  # blank lines
-        if has_header and header is None:
-            header, width = [c.strip() for c in row], len(row)
-            label_at = column_index(config.label_column, 0, header, path, "label")
-            text_at = column_index(config.text_column, 1, header, path, "text")
-            continue
-        if width is None:
-            width = len(row)
-            label_at = column_index(config.label_column, 0, None, path, "label")
-            text_at = column_index(config.text_column, 1, None, path, "text")
-            if max(label_at, text_at) >= width:
-                raise UserError(f"{path} line {rows.line_num}: {width} field(s), but the label/text columns are "
-                                f"{label_at}/{text_at} (0-based); set data.label_column and data.text_column")
-        if len(row) != width:
-            raise UserError(f"{path} line {rows.line_num}: {len(row)} fields where the first row has {width} "
-                            f"(delimiter {delimiter!r}); fix the row or set data.delimiter")
-        labels.append(row[label_at].strip())
-        texts.append(row[text_at])
-    if not labels:
+    if rows and first_row_is_header(config.header, rows, config.label_column, config.text_column):
+        header = [field.strip() for field in rows.pop(0)[1]]
+    if not rows:
         what = "a header row but no data rows" if header else "no rows"
         raise UserError(f"{path} has {what}; add labelled rows")
-    missing = [rows_at for rows_at, label in enumerate(labels) if not label]
-    if missing:
-        raise UserError(f"{path}: {len(missing)} row(s) with an empty label (the first is data row {missing[0] + 1}); "
-                        "fill or remove them")
-    return texts, labels
+    width = len(header) if header else len(rows[0][1])
+    label_at, text_at = label_and_text_columns(config, header, width, path)
+    for line, row in rows:
+        if len(row) != width:
+            raise UserError(f"{path} line {line}: {len(row)} fields where the {'header' if header else 'first row'} "
+                            f"has {width}; fix the row or set data.delimiter")
+        if not row[label_at].strip():
+            raise UserError(f"{path} line {line}: the label is empty; fill it or remove the row")
+    return [row[text_at] for _, row in rows], [row[label_at].strip() for _, row in rows]
 
 
-def checked(rows, path: Path):
-    """The csv reader's rows; its own errors (a NUL byte, an unclosed quote) name the line."""
-    try:
-        yield from rows
-    except csv.Error as err:
-        raise UserError(f"{path} line {rows.line_num}: {err}; fix the row or set data.delimiter") from None
+def checked(reader, path: Path):
+    """The csv reader's rows; its own errors (a NUL byte, an unclosed quote) name the line the row starts on."""
+    while True:
+        starts_at = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise UserError(f"{path} line {starts_at}: {err}; check the quotes in this row, or set data.delimiter") from None
+        yield row
 
 
 @SOURCES.register("table")
@@ -157,7 +195,8 @@ def table_source(config: Any) -> RawText:
     """A TSV/CSV file: label<TAB>text by default; columns by name or 0-based position."""
     path = Path(config.path)
     if not path.is_file():
-        raise UserError(f"data file {path} does not exist; pass a TSV/CSV file or a folder of class subfolders")
+        raise UserError(f"data file {path} does not exist; pass a TSV/CSV file, a folder of class subfolders, "
+                        "or tfds:NAME for a TensorFlow Datasets dataset")
     texts, labels = read_table(path, config)
     return labelled(texts, labels, config, path.name)
 
@@ -229,10 +268,17 @@ def tfds_source(config: Any) -> RawText:
     class_names = list(features[label_key].names)
     texts, labels = {}, {}
     for split, spec in split_slices(builder.info, config.validation_fraction, config.test_fraction).items():
-        rows = list(tfds.as_numpy(builder.as_dataset(split=spec)))
+        rows = [r for r in tfds.as_numpy(builder.as_dataset(split=spec)) if r[label_key] >= 0]  # -1: unlabelled
         texts[split] = np.array([r[text_key].decode("utf-8") for r in rows], dtype=object)
         labels[split] = np.array([r[label_key] for r in rows], dtype=np.int64)
     if len(np.unique(labels["train"])) < 2:
-        raise UserError(f"tfds dataset '{name}' has a single class in its training split")
+        raise UserError(f"tfds dataset '{name}' has fewer than two classes in its labelled training rows")
+    empty = [split for split in ("validation", "test") if len(labels[split]) == 0]
+    if empty:  # e.g. glue/sst2, whose test labels are withheld: hold out labelled training rows instead
+        log.info("tfds:%s has no labelled %s rows; holding out part of its training split", name, "/".join(empty))
+        parts = stratified_split(labels["train"], {s: config.test_fraction if s == "test" else config.validation_fraction
+                                                   for s in empty}, config.split_seed)
+        for split, idx in parts.items():
+            texts[split], labels[split] = texts["train"][idx], labels["train"][idx]
     return RawText(texts, labels, class_names, f"tfds:{name}")
 

@@ -41,7 +41,7 @@ class NlpDataConfig:
     test_fraction: float = 0.2  # sources without a test split
     validation_fraction: float = 0.1  # of what the test split leaves
     split_seed: int = 0
-    class_weight: str = "auto"  # auto: balanced when the rarest class is < 20% of the training texts | balanced | none
+    class_weight: str = "auto"  # auto: balanced when the rarest class has < 40% of an even share (2 classes: < 20%) | balanced | none
     tfds_data_dir: Optional[str] = None
 
 
@@ -84,11 +84,12 @@ class NlpData(Data):
 
 
 def balanced_class_weight(labels: np.ndarray, n_classes: int, setting: str) -> Optional[dict[int, float]]:
-    """Weights n / (k * count) per class: 'balanced', or under 'auto' only when the rarest class is < 20%."""
+    """Weights n / (k * count) per class: 'balanced', or under 'auto' only when the rarest class has less than
+    40% of an even share (for two classes: under 20% of the texts)."""
     if setting not in ("auto", "balanced", "none"):
         raise UserError(f"data.class_weight must be auto, balanced or none, got '{setting}'")
     counts = np.bincount(labels, minlength=n_classes)
-    if setting == "none" or (setting == "auto" and counts.min() >= 0.2 * counts.sum()):
+    if setting == "none" or (setting == "auto" and counts.min() >= 0.4 * counts.sum() / n_classes):
         return None
     return {c: float(counts.sum() / (n_classes * max(count, 1))) for c, count in enumerate(counts)}
 
@@ -120,7 +121,7 @@ class NlpPipeline(ClassificationPipeline):
             raise UserError("text.max_tokens must be >= 10, and word_ngrams, char_ngrams, sequence_length >= 0")
         if config.model.name in text_models.BAG_MODELS and not (t.word_ngrams or t.char_ngrams):
             raise UserError("the bag model needs text.word_ngrams or text.char_ngrams > 0")
-        if config.model.name == "transformer" and config.model.width % config.model.heads:
+        if config.model.name == "transformer" and (config.model.heads < 1 or config.model.width % config.model.heads):
             raise UserError(f"model.width ({config.model.width}) must be a multiple of model.heads ({config.model.heads})")
         self.models.get(config.model.name)  # an unknown model name, before the data is read
 
@@ -139,7 +140,7 @@ class NlpPipeline(ClassificationPipeline):
             # Written into the run's config.yaml, so a repeat of the run pads the same way.
             config.text.sequence_length = int(np.clip(np.percentile(lengths, 95), 8, 512))
         splits = {
-            split: batched(tf.data.Dataset.from_tensor_slices((raw.texts[split].astype(str), raw.labels[split])),
+            split: batched(tf.data.Dataset.from_tensor_slices((raw.texts[split], raw.labels[split])),
                            batch_size=config.train.batch_size, training=split == "train", seed=config.train.seed)
             for split in text_data.SPLITS
         }
@@ -166,7 +167,7 @@ class NlpPipeline(ClassificationPipeline):
             layers = [keras.layers.TextVectorization(max_tokens=t.max_tokens, standardize=keras_standardize(standardize, "standardize"),
                                                      split=self.split_mode(config), output_mode="int",
                                                      output_sequence_length=t.sequence_length, name="token_ids")]
-        texts = tf.data.Dataset.from_tensor_slices(train_texts.astype(str)).batch(512)
+        texts = tf.data.Dataset.from_tensor_slices(train_texts).batch(512)
         for layer in layers:
             layer.adapt(texts)
         return layers
@@ -181,10 +182,11 @@ class NlpPipeline(ClassificationPipeline):
         vocabularies = run.root / "vocabulary"
         vocabularies.mkdir(exist_ok=True)
         for name, tokens in text_models.vectorizer_vocabularies(model).items():
-            (vocabularies / f"{name}.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+            # Line i is token id i (tf-idf: column i); newlines and tabs in character tokens escaped.
+            (vocabularies / f"{name}.txt").write_text("".join(f"{projector.shown(t)}\n" for t in tokens), encoding="utf-8")
         embeddings = text_models.learned_embeddings(model)
         if embeddings is not None:
-            projector.write(run.logs / "projector", *embeddings)
+            projector.write(run.logs, *embeddings)
         return metrics
 
     def extra_summaries(self, writer, step, scored, *, data: NlpData, split: str) -> None:

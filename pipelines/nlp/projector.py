@@ -9,6 +9,7 @@ import tensorflow as tf
 from tensorboard.plugins import projector
 
 TENSOR_NAME = "embedding/.ATTRIBUTES/VARIABLE_VALUE"  # the variable's name in a tf.train.Checkpoint
+METADATA = "projector_metadata.tsv"
 
 
 def shown(token: str) -> str:
@@ -17,14 +18,18 @@ def shown(token: str) -> str:
 
 
 def write(log_dir: Path, vectors: np.ndarray, tokens: list[str]) -> None:
-    """One embedding (``vectors[i]`` belongs to ``tokens[i]``) in ``log_dir``, replacing an earlier one."""
+    """One embedding (``vectors[i]`` belongs to ``tokens[i]``) in ``log_dir``, replacing an earlier one.
+
+    ``log_dir`` must be a TensorBoard run (a folder with event files, such as the run's logs/). The
+    checkpoint is found through the ``checkpoint`` state file beside it: a checkpoint path in the
+    projector config would be resolved against TensorBoard's working directory, not the log folder.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / "metadata.tsv").write_text("".join(f"{shown(t)}\n" for t in tokens), encoding="utf-8")
+    (log_dir / METADATA).write_text("".join(f"{shown(t)}\n" for t in tokens), encoding="utf-8")
     checkpoint = tf.train.Checkpoint(embedding=tf.Variable(np.asarray(vectors, np.float32)))
-    path = checkpoint.write(str(log_dir / "embedding.ckpt"))
+    tf.train.CheckpointManager(checkpoint, str(log_dir), max_to_keep=1, checkpoint_name="embedding").save()
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()
     embedding.tensor_name = TENSOR_NAME
-    embedding.metadata_path = "metadata.tsv"
-    config.model_checkpoint_path = Path(path).name
+    embedding.metadata_path = METADATA
     projector.visualize_embeddings(str(log_dir), config)

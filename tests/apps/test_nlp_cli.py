@@ -4,8 +4,10 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from tests.helpers import NLP_FAST, assert_one_line_error, dlapps, event_tags, messages
 
@@ -17,7 +19,7 @@ def test_train_fills_the_run_directory(nlp_run):
     run, result = nlp_run
     for name in ("config.yaml", "run.json", "model.keras", "metrics.json", "samples/confusion_matrix.png",
                  "samples/pr_curves.png", "vocabulary/words_tfidf.txt", "vocabulary/chars_tfidf.txt",
-                 "logs/projector/metadata.tsv", "logs/projector/projector_config.pbtxt"):
+                 "logs/projector_metadata.tsv", "logs/projector_config.pbtxt", "logs/checkpoint"):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["class_names"] == ["ham", "spam"]
@@ -29,12 +31,29 @@ def test_train_fills_the_run_directory(nlp_run):
     assert "class_weight" in (run / "config.yaml").read_text()
     vocabulary = (run / "vocabulary" / "words_tfidf.txt").read_text(encoding="utf-8").splitlines()
     assert "free" in vocabulary and "Free" not in vocabulary  # standardised, adapted on the data
-    metadata = (run / "logs" / "projector" / "metadata.tsv").read_text(encoding="utf-8").splitlines()
+    metadata = (run / "logs" / "projector_metadata.tsv").read_text(encoding="utf-8").splitlines()
     assert "free" in metadata and "[UNK]" not in metadata
     tags = event_tags(run / "logs" / "eval")
     assert "evaluation/misclassified_text" in tags["text"] and "evaluation/per_class_metrics" in tags["text"]
     assert {"evaluation/pr_auc", "evaluation/roc_auc_ovr"} <= tags["scalars"] | tags.get("", set())
     assert {"pr_curve/spam/pr_curves", "pr_curve/ham/pr_curves"} <= tags["pr_curves"]
+
+
+def test_tensorboard_finds_the_embedding_from_anywhere(nlp_run, tmp_path, monkeypatch):
+    """The projector plugin, run from another directory, reads the run's config, checkpoint and tokens."""
+    from tensorboard.plugins.projector import projector_plugin
+
+    run, _ = nlp_run
+    monkeypatch.chdir(tmp_path)
+    plugin = projector_plugin.ProjectorPlugin.__new__(projector_plugin.ProjectorPlugin)
+    configs, _ = plugin._read_latest_config_files([("spam", str(run / "logs"))])
+    assert list(configs) == ["spam"]
+    config = configs["spam"]
+    assert Path(config.model_checkpoint_path).parent == run / "logs"
+    reader = tf.train.load_checkpoint(config.model_checkpoint_path)
+    vectors = reader.get_tensor(config.embeddings[0].tensor_name)
+    tokens = (run / "logs" / config.embeddings[0].metadata_path).read_text(encoding="utf-8").splitlines()
+    assert vectors.shape == (len(tokens), 8)
 
 
 def test_predict_and_the_exported_model_agree_in_a_fresh_process(nlp_run):

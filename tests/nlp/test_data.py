@@ -45,21 +45,54 @@ def test_csv_with_header_named_columns_and_quoted_newlines(tmp_path):
     assert sum(raw.sizes.values()) == 22
 
 
+ROWS = "".join(f"{label}\t{text}\n" for label, text in messages(12, spam_share=0.5)).encode()
+
+
 @pytest.mark.parametrize("content, fields, message", [
     (b"", {}, "has no rows"),
+    (b"\n  \n\t\n", {}, "has no rows"),
     (b"label\ttext\n", {"label_column": "label", "text_column": "text"}, "a header row but no data rows"),
-    (b"ham\thi\nspam\twin\tnow\n", {}, "line 2: 3 fields where the first row has 2"),
-    (b"ham\thi there\nspam\twin \xff\xfe now\n", {}, "line 2: bytes that are not utf-8"),
+    (b"label\ttext\n", {}, "a header row but no data rows"),  # a title line is recognised without names
+    (ROWS + b"spam\twin\tnow\n" + ROWS, {}, "line 13: 3 fields where the first row has 2"),
+    (ROWS + b"spam\twin \xff\xfe now\n", {}, "line 13: bytes that are not utf-8"),
     (b"a,b\nham,hi\n", {"text_column": "message", "label_column": "b", "delimiter": "comma"}, "no text column 'message'; columns: a, b"),
-    (b"ham\thi\nham\tyo\n", {}, "single class"),
-    (b"ham\n", {}, "label/text columns are 0/1"),
-    (b"ham\thi\n\thello\n", {}, "empty label"),
+    (b"ham\thi\nham\tyo\nham\tho\n", {}, "single class"),
+    (b"ham\nspam\nham\n", {}, "label/text columns are 0/1"),
+    (ROWS + b"\thello\n", {}, "line 13: the label is empty"),
+    (b"text,label\n" + b"hi,ham\n" * 3 + b"win,spam\n" * 3, {"label_column": "label", "text_column": "0", "header": "true",
+                                                             "delimiter": "comma"}, None),
+    (b"text,label,id\n" + b"hi,ham,1\n" * 3, {"label_column": "5", "header": "true", "delimiter": "comma"}, "columns are 5/0"),
+    (b"text,label\nhi,ham\n", {"label_column": "text", "delimiter": "comma"}, "label and text columns are the same"),
+    (b'label,text\nham,"hi\nspam,win\n' + b"ham,yo\n" * 5, {"delimiter": "comma"}, "line 2: unexpected end of data"),
+    (ROWS + b"odd\tone off\n", {}, "'odd' have fewer than 3 examples"),
+    (ROWS, {"delimiter": "||"}, "data.delimiter must be"),
 ])
 def test_bad_tables_name_the_problem_and_line(tmp_path, content, fields, message):
     path = tmp_path / "bad.tsv"
     path.write_bytes(content)
+    if message is None:  # the good one among them
+        assert sum(table(path, **fields).sizes.values()) == 6
+        return
     with pytest.raises(UserError, match=message):
         table(path, **fields)
+
+
+def test_header_line_bom_and_crlf_are_not_data(tmp_path):
+    """A UTF-8 byte-order mark, Windows line ends and a 'label<TAB>text' title line, all in one file."""
+    rows = messages(30)
+    path = tmp_path / "sms.tsv"
+    body = "label\ttext\r\n" + "".join(f"{label}\t{text}\r\n" for label, text in rows)
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    raw = table(path)
+    assert raw.class_names == ["ham", "spam"] and sum(raw.sizes.values()) == 30
+    assert not any(t.endswith("\r") for t in np.concatenate(list(raw.texts.values())))
+
+
+def test_a_named_label_column_finds_the_other_of_two(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,sentiment\n" + "".join(f"meh {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
+    raw = table(path, label_column="sentiment")
+    assert raw.class_names == ["neg", "pos"] and raw.texts["train"][0].startswith("meh")
 
 
 def test_missing_table_file(tmp_path):
@@ -111,3 +144,28 @@ def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
     assert raw.class_names == ["neg", "pos"] and raw.sizes == {"train": 18, "validation": 2, "test": 6}
     assert set(raw.texts["test"].tolist()) == {"lovely film é", "dull film"}
     assert [("lovely" in t) for t in raw.texts["test"]] == raw.labels["test"].astype(bool).tolist()
+
+
+def test_tfds_test_split_without_labels_is_replaced_by_held_out_training_rows(tmp_path):
+    """Like glue/sst2, whose test labels are withheld (-1)."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class HiddenLabels(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+                "sentence": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"]),
+            }))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(40, labelled=True), "validation": self._generate_examples(6, True),
+                    "test": self._generate_examples(6, labelled=False)}
+
+        def _generate_examples(self, count, labelled):
+            for i in range(count):
+                yield i, {"sentence": "good" if i % 2 else "bad", "label": i % 2 if labelled else -1}
+
+    raw = data.tfds_source(NlpDataConfig(source="tfds", path="hidden_labels", tfds_data_dir=str(tmp_path)))
+    assert raw.sizes == {"train": 32, "validation": 6, "test": 8}
+    assert (raw.labels["test"] >= 0).all() and set(raw.labels["test"].tolist()) == {0, 1}
