@@ -115,7 +115,8 @@ def event_tags(folder: Path) -> dict:
 
 
 # Text: a few steps of a small model with a small vocabulary.
-NLP_FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "text.max_tokens=400"]
+NLP_FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "text.max_tokens=400",
+            "text.char_max_tokens=400"]
 SPAM_WORDS = ["free", "win", "prize", "claim", "cash", "txt", "call", "urgent", "£100", "08712300"]
 HAM_WORDS = ["see", "you", "later", "dinner", "home", "love", "ok", "tomorrow", "mum", "bus"]
 
