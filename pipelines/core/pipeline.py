@@ -36,7 +36,10 @@ class Data:
 
     def describe(self) -> str:
         counts = " / ".join(f"{self.sizes[s]:,} {s}" for s in ("train", "validation", "test"))
-        return f"{self.source}: {counts}, {len(self.class_names)} classes, input {self.input_shape}"
+        return f"{self.source}: {counts}, {len(self.class_names)} classes, {self.input_summary()}"
+
+    def input_summary(self) -> str:
+        return f"input {self.input_shape}"
 
 
 def path_or_tfds_overrides(data_arg: str, path_source: Optional[str] = None) -> list[str]:

@@ -84,6 +84,9 @@ class NlpConfig:
 class NlpData(Data):
     texts: dict = dataclasses.field(default_factory=dict)  # split -> object array of the raw texts
 
+    def input_summary(self) -> str:
+        return "raw text input"
+
 
 def balanced_class_weight(labels: np.ndarray, n_classes: int, setting: str) -> Optional[dict[int, float]]:
     """Weights n / (k * count) per class: 'balanced', or under 'auto' only when the rarest class has less than
