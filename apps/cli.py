@@ -96,6 +96,7 @@ def train_command(domain: str) -> click.Command:
                 raise UserError(f"{run.root} already finished training; start a new run with --config {run.config}")
             config = cfg.load_yaml(run.config, pipeline.config_class)
             data_splits, model = training.prepare(pipeline, config)
+            training.check_same_data(run, data_splits)
         else:
             config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
             config = cfg.apply_overrides(config, (pipeline.data_overrides(data) if data else []) + list(overrides))
@@ -137,7 +138,11 @@ def evaluate_command(domain: str) -> click.Command:
     def evaluate(run_dir, verbose):
         """Evaluate a run's model on its test split: metrics.json, samples/*.png, logs/eval."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
-        metrics = pipeline.evaluate(model, pipeline.load_data(config), config, run, step=config.train.epochs)
+        from pipelines.core.training import check_same_data
+
+        data = pipeline.load_data(config)
+        check_same_data(run, data)
+        metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
         click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
 
     return evaluate
@@ -160,9 +165,14 @@ def predict_command(domain: str) -> click.Command:
         info = run.info()
         probabilities = model.predict(pipeline.read_inputs(list(inputs), model, config), verbose=0)
         for given, row, chosen in zip(inputs, probabilities, decide(probabilities, info.get("decision"))):
-            click.echo(f"{given}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}")
+            click.echo(f"{one_line(given)}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}")
 
     return predict
+
+
+def one_line(text: str) -> str:
+    """An input as one tab-free line of predict's output (texts may hold tabs and newlines)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def export_command(domain: str) -> click.Command:

@@ -64,8 +64,12 @@ class ClassificationPipeline(Pipeline):
         return {"positive": positive, "threshold": threshold}
 
     def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
-        decision = self.tune_decision(model, data, config)
-        run.write_info(decision=decision)
+        info = run.info()
+        if "decision" in info:  # tuned once, after training: an exported model and predict keep agreeing
+            decision = info["decision"]
+        else:
+            decision = self.tune_decision(model, data, config)
+            run.write_info(decision=decision)
         scored = callbacks.score(model, data.test, data.class_names, config.eval.top_k, config.eval.sample_images,
                                  self.render_samples, decision)
         run.samples.mkdir(exist_ok=True)

@@ -33,6 +33,7 @@ class Data:
     sizes: dict[str, int]  # examples per split
     source: str  # where the data came from, for the console and run.json
     class_weight: Optional[dict[int, float]] = None  # passed to fit: imbalanced classes weighted up
+    fingerprint: Optional[str] = None  # identifies every split's examples: evaluate and --resume refuse other data
 
     def describe(self) -> str:
         counts = " / ".join(f"{self.sizes[s]:,} {s}" for s in ("train", "validation", "test"))

@@ -113,7 +113,7 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
         model = keras.models.load_model(run.model, compile=False)
     else:
         run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape),
-                       data=data.describe())
+                       data=data.describe(), data_fingerprint=data.fingerprint)
         model.fit(
             data.train.repeat() if config.train.steps_per_epoch else data.train,
             validation_data=data.validation,
@@ -129,6 +129,21 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
     run.write_info(status="complete")
     return metrics
+
+
+def check_same_data(run: RunDir, data: Data) -> None:
+    """``evaluate`` and ``--resume`` must read the data the run was trained on: the same classes and,
+    where the domain can tell, the same examples in each split (a re-split file would put training
+    examples into the test split, or resume weights onto another vocabulary)."""
+    info = run.info()
+    trained_on = info.get("class_names")
+    if trained_on is not None and trained_on != data.class_names:
+        raise UserError(f"the data now has classes {data.class_names}, but {run.root} was trained on {trained_on}; "
+                        "use the data it was trained on, or train a new run")
+    stored = info.get("data_fingerprint")
+    if stored and data.fingerprint and stored != data.fingerprint:
+        raise UserError(f"the data has changed since {run.root} was trained (its splits hold other examples); "
+                        "use the data it was trained on, or train a new run")
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:

@@ -125,7 +125,7 @@ def transformer(config: Any, inputs: TextInputs) -> keras.Model:
 def learned_embeddings(model: keras.Model, most_frequent: int = 5000) -> tuple[np.ndarray, list[str]] | None:
     """Per-token vectors and their tokens for the embedding projector, the ``most_frequent`` tokens of each
     vocabulary: the token embedding of sequence models, or for the bag model each n-gram's weights into
-    its first hidden layer."""
+    its first dense layer (the softmax itself when model.depth is 0)."""
     vectorizers = [layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)]
     for layer in model.layers:
         if layer.name == "token_embedding":

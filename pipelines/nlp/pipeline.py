@@ -7,6 +7,7 @@ run inside it, in training, evaluation, ``predict`` and the exported SavedModel 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Optional
 
@@ -33,9 +34,11 @@ TOKENS = ("word", "character")
 class NlpDataConfig:
     source: str = "auto"  # auto | table | folder | tfds  (auto: from --data; tfds imdb_reviews without it)
     path: Optional[str] = None  # TSV/CSV file, folder of class subfolders, or tfds dataset name
-    label_column: str = "auto"  # a name (header row) or 0-based position; auto: 0 (tfds: its ClassLabel feature)
-    text_column: str = "auto"  # likewise; auto: 1 (tfds: its Text feature)
-    header: str = "auto"  # auto: the first row is a header when a column is given by name | true | false
+    # A name (header row) or 0-based position. auto: a header column named label/text, the other of two
+    # columns, else 0 (label) and 1 (text); tfds: its ClassLabel and Text features.
+    label_column: str = "auto"
+    text_column: str = "auto"
+    header: str = "auto"  # auto: a header when a column is given by name, or when the first label occurs only once | true | false
     delimiter: str = "auto"  # auto: comma for .csv, tab otherwise | tab | comma | one character
     encoding: str = "utf-8"
     test_fraction: float = 0.2  # sources without a test split
@@ -99,6 +102,16 @@ def balanced_class_weight(labels: np.ndarray, n_classes: int, setting: str) -> O
     return {c: float(counts.sum() / (n_classes * max(count, 1))) for c, count in enumerate(counts)}
 
 
+def fingerprint(raw: text_data.RawText) -> str:
+    """A digest of every split's texts and labels, in order."""
+    digest = hashlib.sha256()
+    for split in text_data.SPLITS:
+        for text in raw.texts[split]:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(raw.labels[split].astype(np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def keras_standardize(setting: str, key: str) -> Optional[str]:
     if setting not in STANDARDIZE:
         raise UserError(f"unknown text.{key} '{setting}'; choose one of: {', '.join(STANDARDIZE)}")
@@ -127,6 +140,8 @@ class NlpPipeline(ClassificationPipeline):
                             "sequence_length >= 0")
         if config.model.name in text_models.BAG_MODELS and not (t.word_ngrams or t.char_ngrams):
             raise UserError("the bag model needs text.word_ngrams or text.char_ngrams > 0")
+        if config.model.name not in text_models.BAG_MODELS and config.model.depth < 1:
+            raise UserError(f"model.depth must be >= 1 for {config.model.name}, got {config.model.depth}")
         if config.model.name == "transformer" and (config.model.heads < 1 or config.model.width % config.model.heads):
             raise UserError(f"model.width ({config.model.width}) must be a multiple of model.heads ({config.model.heads})")
         self.models.get(config.model.name)  # an unknown model name, before the data is read
@@ -141,6 +156,8 @@ class NlpPipeline(ClassificationPipeline):
     def load_data(self, config: NlpConfig) -> NlpData:
         self.check_settings(config)
         raw = self.sources.get(self.resolve_source(config.data))(config.data)
+        if not any(text.strip() for text in raw.texts["train"]):
+            raise UserError(f"{raw.name}: every training text is empty; check data.text_column")
         if config.model.name not in text_models.BAG_MODELS and config.text.sequence_length == 0:
             lengths = text_models.lengths_in_tokens(raw.texts["train"], self.split_mode(config))
             # Written into the run's config.yaml, so a repeat of the run pads the same way.
@@ -152,7 +169,7 @@ class NlpPipeline(ClassificationPipeline):
         }
         weights = balanced_class_weight(raw.labels["train"], len(raw.class_names), config.data.class_weight)
         return NlpData(splits["train"], splits["validation"], splits["test"], raw.class_names, (), raw.sizes,
-                       raw.name, class_weight=weights, texts=raw.texts)
+                       raw.name, class_weight=weights, fingerprint=fingerprint(raw), texts=raw.texts)
 
     @staticmethod
     def split_mode(config: NlpConfig) -> str:
@@ -162,12 +179,12 @@ class NlpPipeline(ClassificationPipeline):
         """TextVectorization layers adapted on the training texts only."""
         t = config.text
         if config.model.name in text_models.BAG_MODELS:
-            specs = [("words", t.word_ngrams, "whitespace", t.standardize, t.max_tokens),
-                     ("chars", t.char_ngrams, "character", t.char_standardize, t.char_max_tokens)]
-            layers = [keras.layers.TextVectorization(max_tokens=size, standardize=keras_standardize(standardize, "standardize"),
+            specs = [("words", t.word_ngrams, "whitespace", t.standardize, "standardize", t.max_tokens),
+                     ("chars", t.char_ngrams, "character", t.char_standardize, "char_standardize", t.char_max_tokens)]
+            layers = [keras.layers.TextVectorization(max_tokens=size, standardize=keras_standardize(standardize, key),
                                                      split=split, ngrams=n if n > 1 else None, output_mode="tf_idf",
                                                      name=f"{name}_tfidf")
-                      for name, n, split, standardize, size in specs if n > 0]
+                      for name, n, split, standardize, key, size in specs if n > 0]
         else:
             standardize = t.char_standardize if t.tokens == "character" else t.standardize
             layers = [keras.layers.TextVectorization(max_tokens=t.max_tokens, standardize=keras_standardize(standardize, "standardize"),

@@ -88,6 +88,42 @@ def test_evaluate_rewrites_the_same_metrics(nlp_run):
     assert after["accuracy"] == before["accuracy"] and after["decision"] == before["decision"]
 
 
+def test_evaluate_refuses_changed_data_and_keeps_the_tuned_threshold(text_table, tmp_path):
+    """A re-split file would put training texts into the test split: evaluate says so instead."""
+    table = tmp_path / "messages.tsv"
+    table.write_bytes(text_table.read_bytes())
+    result = dlapps("nlp", "train", "--data", table, "--runs-dir", tmp_path, "--name", "r", *SETS)
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "nlp" / "r"
+    decision = json.loads((run / "run.json").read_text())["decision"]
+    assert dlapps("nlp", "evaluate", run).exit_code == 0
+    assert json.loads((run / "run.json").read_text())["decision"] == decision  # not re-tuned
+    lines = table.read_text(encoding="utf-8").splitlines(keepends=True)
+    table.write_text("".join(lines[:100]), encoding="utf-8")
+    assert_one_line_error(dlapps("nlp", "evaluate", run), "has changed since", "train a new run")
+    table.write_text("".join(lines) + "promo\tbuy now\n" * 5, encoding="utf-8")
+    assert_one_line_error(dlapps("nlp", "evaluate", run), "classes", "promo")
+
+
+def test_resume_refuses_changed_data(text_table, tmp_path):
+    """Resumed weights belong to the vocabulary of the first start: other data is refused, not trained on."""
+    table = tmp_path / "messages.tsv"
+    table.write_bytes(text_table.read_bytes())
+    assert dlapps("nlp", "train", "--data", table, "--runs-dir", tmp_path, "--name", "r", *SETS).exit_code == 0
+    run = tmp_path / "nlp" / "r"
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))  # as if killed during fit
+    table.write_text(table.read_text(encoding="utf-8").replace("Free", "Gratis"), encoding="utf-8")
+    assert_one_line_error(dlapps("nlp", "train", "--resume", run), "has changed since")
+
+
+def test_predict_keeps_one_line_per_text(nlp_run):
+    result = dlapps("nlp", "predict", nlp_run[0], "--", "-50% off\tnow\ncall", "ok")
+    assert result.exit_code == 0, result.stderr
+    assert result.output.splitlines()[0].split("\t")[0] == "-50% off\\tnow\\ncall"
+    assert len(result.output.splitlines()) == 2
+
+
 def test_tflite_is_refused_in_one_line(nlp_run):
     assert_one_line_error(dlapps("nlp", "export", nlp_run[0], "--format", "tflite"), "TFLite", "saved_model")
 
@@ -122,6 +158,9 @@ def test_a_run_repeats_from_its_config(nlp_run, tmp_path):
     (b"ham\thello\nspam\twin \xe9 now\n", [], ["line 2", "not utf-8"]),
     (b"ham\thello\nspam\twin\n", ["model.name=gpt"], ["unknown text model 'gpt'"]),
     (b"ham\thello\nspam\twin\n", ["text.tokens=bytes"], ["text.tokens"]),
+    (b"ham\thello\nspam\twin\n", ["model.name=lstm", "model.depth=0"], ["model.depth must be >= 1"]),
+    ("".join(f"{label}\t{text}\t\n" for label, text in messages(20)).encode(), ["data.text_column=2"],
+     ["every training text is empty"]),
 ])
 def test_bad_input(tmp_path, content, sets, fragments):
     path = tmp_path / ("missing.tsv" if content is None else "data.tsv")
