@@ -22,9 +22,13 @@ DECISIONS = ("argmax", "f1")
 class ClassificationPipeline(Pipeline):
     """Softmax output, cross-entropy, the field's classification metrics and serving outputs."""
 
-    def compile_args(self, config: Any, data: Data) -> dict:
+    @staticmethod
+    def check_decision(config: Any) -> None:
         if config.eval.decision not in DECISIONS:
             raise UserError(f"unknown eval.decision '{config.eval.decision}'; choose one of: {', '.join(DECISIONS)}")
+
+    def compile_args(self, config: Any, data: Data) -> dict:
+        self.check_decision(config)
         k = config.eval.top_k
         smoothing = config.train.label_smoothing
         top_k = [keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")] if k < len(data.class_names) else []
@@ -52,7 +56,7 @@ class ClassificationPipeline(Pipeline):
         if config.eval.decision == "argmax":
             return None
         if len(data.class_names) != 2:
-            log.warning("eval.decision=%s applies to two classes; %d classes are decided by argmax",
+            log.info("eval.decision=%s applies to two classes; %d classes are decided by argmax",
                         config.eval.decision, len(data.class_names))
             return None
         answers = callbacks.collect(model, data.validation, keep=0)

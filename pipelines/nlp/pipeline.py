@@ -130,6 +130,7 @@ class NlpPipeline(ClassificationPipeline):
 
     def check_settings(self, config: NlpConfig) -> None:
         """Settings that are wrong whatever the data: reported before the data is read."""
+        self.check_decision(config)
         t = config.text
         keras_standardize(t.standardize, "standardize")
         keras_standardize(t.char_standardize, "char_standardize")
