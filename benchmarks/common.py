@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "datasets"
+
+
+def dlapps(domain: str, *args) -> subprocess.CompletedProcess:
+    """`dlapps DOMAIN ARGS...` in a fresh process from the repository, as a user runs it; an error stops the benchmark."""
+    return subprocess.run([sys.executable, "-m", "apps.cli", domain, *map(str, args)], cwd=REPO, check=True,
+                          capture_output=True, text=True)
 
 
 def require(path: Path) -> Path:

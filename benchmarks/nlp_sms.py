@@ -8,21 +8,15 @@ the same split, in the same script.
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, SHARED, emit, p50_ms, require
+from common import SHARED, dlapps, emit, p50_ms, require
 
 MODELS = ["bag", "cnn", "lstm", "transformer"]
 ONE_MESSAGE = "Congratulations! You have won a free trip, call 09061701461 now to claim"
-
-
-def dlapps(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "apps.cli", "nlp", *map(str, args)], cwd=REPO, check=True,
-                          capture_output=True, text=True)
 
 
 def spam_figures(metrics: dict) -> dict:
@@ -34,7 +28,7 @@ def spam_figures(metrics: dict) -> dict:
 def train(table: Path, runs: Path, model: str, sets: list[str]) -> dict:
     extra = [x for item in sets for x in ("--set", item)]
     start = time.perf_counter()
-    dlapps("train", "--data", table, "--runs-dir", runs, "--name", model, "--set", f"model.name={model}", *extra)
+    dlapps("nlp", "train", "--data", table, "--runs-dir", runs, "--name", model, "--set", f"model.name={model}", *extra)
     wall = time.perf_counter() - start
     run = runs / "nlp" / model
     metrics = json.loads((run / "metrics.json").read_text())
@@ -50,7 +44,7 @@ def served_latency(run: Path) -> float:
     """The exported SavedModel, as a client loads it, on a batch of one raw string."""
     import tensorflow as tf
 
-    dlapps("export", run, "--format", "saved_model")
+    dlapps("nlp", "export", run, "--format", "saved_model")
     serve = tf.saved_model.load(str(run / "export" / "saved_model")).signatures["serving_default"]
     one = tf.constant([ONE_MESSAGE])
     return p50_ms(lambda: serve(text=one))

@@ -9,27 +9,21 @@ out, timed as whole commands; then the exported model's `wav_bytes` signature ag
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, SHARED, emit, require
+from common import SHARED, dlapps, emit, require
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 OFFICIAL = "index:0-4"  # the dataset's own split: takes 0-4 of every digit and speaker are the test set
 
 
-def dlapps(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "apps.cli", "speech", *map(str, args)], cwd=REPO, check=True,
-                          capture_output=True, text=True)
-
-
 def train(recordings: Path, runs: Path, name: str, split: str, sets: list[str]) -> dict:
     extra = [x for item in sets for x in ("--set", item)]
     start = time.perf_counter()
-    dlapps("train", "--data", recordings, "--runs-dir", runs, "--name", name, "--set", f"data.split={split}", *extra)
+    dlapps("speech", "train", "--data", recordings, "--runs-dir", runs, "--name", name, "--set", f"data.split={split}", *extra)
     wall = time.perf_counter() - start
     run = runs / "speech" / name
     metrics = json.loads((run / "metrics.json").read_text())
@@ -44,8 +38,8 @@ def serving_agreement(recordings: Path, run: Path) -> dict:
     import tensorflow as tf
 
     clips = sorted(p for p in recordings.glob("*.wav") if int(p.stem.rsplit("_", 1)[1]) <= 4)
-    predicted = [line.split("\t")[1] for line in dlapps("predict", run, *clips).stdout.strip().splitlines()]
-    dlapps("export", run, "--format", "saved_model")
+    predicted = [line.split("\t")[1] for line in dlapps("speech", "predict", run, *clips).stdout.strip().splitlines()]
+    dlapps("speech", "export", run, "--format", "saved_model")
     serve = tf.saved_model.load(str(run / "export" / "saved_model")).signatures["wav_bytes"]
     served = []
     for start in range(0, len(clips), 100):

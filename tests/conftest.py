@@ -14,6 +14,16 @@ from apps.cli import main  # noqa: E402
 from tests.helpers import FAST, NLP_FAST, SPEECH_FAST, encode, messages, shape_image, tone, wav_bytes, write_idx  # noqa: E402
 
 
+def trained_run(tmp_path_factory, domain: str, data: Path, settings: list[str], name: str):
+    """`dlapps DOMAIN train` on ``data`` with ``settings`` into a fresh runs folder: (run directory, CLI result)."""
+    runs = tmp_path_factory.mktemp("runs")
+    sets = [x for item in settings for x in ("--set", item)]
+    args = [domain, "train", "--data", data, "--runs-dir", runs, "--name", name, *sets]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + result.stderr
+    return runs / domain / name, result
+
+
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory) -> Path:
     """Three classes, 12 images each, mixed formats (PNG/JPEG/BMP/GIF), sizes and channels."""
@@ -48,12 +58,7 @@ def idx_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def folder_run(image_folder, tmp_path_factory):
     """One trained run on the mixed-format image folder, shared by the tests that only read it."""
-    runs = tmp_path_factory.mktemp("runs")
-    sets = [x for item in FAST for x in ("--set", item)]
-    args = ["vision", "train", "--data", image_folder, "--runs-dir", runs, "--name", "shapes", *sets]
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output + result.stderr
-    return runs / "vision" / "shapes", result
+    return trained_run(tmp_path_factory, "vision", image_folder, FAST, "shapes")
 
 
 # Three "words" told apart by pitch; every file a different WAV flavour.
@@ -83,12 +88,7 @@ def wav_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def speech_run(wav_folder, tmp_path_factory):
     """One trained speech run on the generated WAVs, shared by the tests that only read it."""
-    runs = tmp_path_factory.mktemp("runs")
-    sets = [x for item in SPEECH_FAST for x in ("--set", item)]
-    args = ["speech", "train", "--data", wav_folder, "--runs-dir", runs, "--name", "tones", *sets]
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output + result.stderr
-    return runs / "speech" / "tones", result
+    return trained_run(tmp_path_factory, "speech", wav_folder, SPEECH_FAST, "tones")
 
 
 @pytest.fixture(scope="session")
@@ -102,9 +102,4 @@ def text_table(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def nlp_run(text_table, tmp_path_factory):
     """One trained text run (the default bag model), shared by the tests that only read it."""
-    runs = tmp_path_factory.mktemp("runs")
-    sets = [x for item in NLP_FAST for x in ("--set", item)]
-    args = ["nlp", "train", "--data", text_table, "--runs-dir", runs, "--name", "spam", *sets]
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output + result.stderr
-    return runs / "nlp" / "spam", result
+    return trained_run(tmp_path_factory, "nlp", text_table, NLP_FAST, "spam")
