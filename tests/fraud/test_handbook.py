@@ -1,0 +1,93 @@
+"""The handbook's simulator and feature transformation: by hand on a few rows, and against the
+handbook's own transformed data (../shared/datasets/fraud_handbook) wherever its 21 days hold
+the whole window."""
+
+import csv
+import dataclasses
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.fraud import features
+
+DAY = features.DAY
+HANDBOOK = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "fraud_handbook" / \
+    "transactions_2018-07-25_to_2018-08-14.csv.gz"
+
+
+def test_windows_by_hand():
+    customers = np.array([1, 1, 2, 1, 1])
+    seconds = np.array([0, 3600, 3600, DAY + 1800, 8 * DAY])
+    amounts = np.array([10.0, 30.0, 5.0, 20.0, 40.0])
+    spent = features.customer_spending(customers, seconds, amounts)
+    assert spent["CUSTOMER_ID_NB_TX_1DAY_WINDOW"].tolist() == [1, 2, 1, 2, 1]  # the 4th sees the 2nd, not the 1st
+    assert spent["CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW"].tolist() == [10, 20, 5, 25, 40]
+    assert spent["CUSTOMER_ID_NB_TX_7DAY_WINDOW"].tolist() == [1, 2, 1, 3, 2]  # the 5th: (day 1, day 8]
+    frauds = np.array([1, 0, 0, 0, 0])
+    risk = features.terminal_risk(np.array([7, 7, 7, 7, 7]), seconds, frauds, delay=7)
+    # Only the last transaction (day 8) looks back far enough: its 1-day window, a week earlier, is
+    # (0 s, 1 day]: the 2nd and 3rd, no fraud; its 7-day window (-6 days, 1 day] adds the fraudulent 1st.
+    assert risk["TERMINAL_ID_NB_TX_1DAY_WINDOW"].tolist() == [0, 0, 0, 0, 2]
+    assert risk["TERMINAL_ID_RISK_1DAY_WINDOW"].tolist() == [0, 0, 0, 0, 0]
+    assert risk["TERMINAL_ID_RISK_7DAY_WINDOW"].tolist() == [0, 0, 0, 0, pytest.approx(1 / 3)]
+    # Sunday 00:00, Sunday 07:00 (no longer night), Monday 06:59, Saturday 03:00
+    flags = features.calendar_flags(np.array([0, 7 * 3600, DAY + 7 * 3600 - 1, 6 * DAY + 3 * 3600]))
+    assert flags["TX_DURING_WEEKEND"].tolist() == [1, 1, 0, 1]
+    assert flags["TX_DURING_NIGHT"].tolist() == [1, 0, 1, 1]
+
+
+@pytest.mark.skipif(not HANDBOOK.exists(), reason="the shared handbook data is not beside the repository")
+def test_the_handbook_transformation_is_reproduced():
+    with gzip.open(HANDBOOK, "rt", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    column = {key: np.array([row[key] for row in rows], dtype=np.float64) for key in rows[0] if key != "TX_DATETIME"}
+    seconds = column["TX_TIME_SECONDS"].astype(np.int64)
+    days = column["TX_TIME_DAYS"].astype(np.int64)
+    first = days.min()
+    computed = {**features.calendar_flags(seconds),
+                **features.customer_spending(column["CUSTOMER_ID"], seconds, column["TX_AMOUNT"]),
+                **features.terminal_risk(column["TERMINAL_ID"], seconds, column["TX_FRAUD"])}
+    checked = set()
+    for name, values in computed.items():
+        window = next((w for w in features.WINDOWS if f"_{w}DAY_" in name), 0)
+        history = window + (features.DELAY if name.startswith("TERMINAL") else 0)
+        covered = days >= first + history  # rows whose whole window lies inside the file
+        if not covered.any():
+            continue  # the 30-day windows reach before the file's first day
+        differ = covered & ~np.isclose(values, column[name], rtol=1e-9, atol=1e-9)
+        # Two transactions of one customer in the same second: the handbook's unstable sort orders them
+        # either way, so the first sees one fewer. Anything else must match exactly.
+        key = column["CUSTOMER_ID"] if name.startswith("CUSTOMER") else column["TERMINAL_ID"]
+        _, first_of, counts = np.unique(np.stack([key, seconds]), axis=1, return_inverse=True, return_counts=True)
+        tied = counts[first_of.ravel()] > 1
+        assert tied[differ].all(), (name, np.flatnonzero(differ & ~tied)[:5])
+        checked.add(name)
+    assert len(checked) == 2 + 4 + 4  # flags, customer 1/7-day, terminal 1/7-day
+
+
+def test_simulator_follows_the_handbook_and_repeats_from_its_seed():
+    import time
+
+    from pipelines.fraud.simulator import COLUMNS, Simulation, simulate
+
+    sim = Simulation(customers=1000, terminals=10_000, days=40, seed=3)  # the handbook's terminal density
+    start = time.perf_counter()
+    data = simulate(sim)
+    seconds = time.perf_counter() - start
+    assert tuple(data) == COLUMNS and seconds < 10
+    again = simulate(sim)
+    assert all(np.array_equal(data[c], again[c]) for c in COLUMNS)
+    other = simulate(dataclasses.replace(sim, seed=4))
+    assert not np.array_equal(other["TX_AMOUNT"][:50], data["TX_AMOUNT"][:50])
+    assert (np.diff(data["TX_TIME_SECONDS"]) >= 0).all() and (data["TX_TIME_SECONDS"] // DAY == data["TX_TIME_DAYS"]).all()
+    per_day = len(data["TX_AMOUNT"]) / sim.days
+    assert 0.8 * 1000 * 2 < per_day < 1.05 * 1000 * 2  # about 2 a day per customer with a terminal in reach
+    fraud, scenario = data["TX_FRAUD"], data["TX_FRAUD_SCENARIO"]
+    assert ((scenario > 0) == (fraud == 1)).all() and set(np.unique(scenario)) == {0, 1, 2, 3}
+    # The full-size default gives 0.83% (the handbook: 0.84%); five times fewer customers, each compromised
+    # one five times as often, give more.
+    assert 0.003 < fraud.mean() < 0.03
+    legit = fraud == 0
+    assert data["TX_AMOUNT"][legit].max() <= sim.amount_fraud_threshold
