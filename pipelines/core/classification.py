@@ -57,7 +57,7 @@ class ClassificationPipeline(Pipeline):
             return None
         if len(data.class_names) != 2:
             log.info("eval.decision=%s applies to two classes; %d classes are decided by argmax",
-                        config.eval.decision, len(data.class_names))
+                     config.eval.decision, len(data.class_names))
             return None
         answers = callbacks.collect(model, data.validation, keep=0)
         counts = np.bincount(answers.y_true, minlength=2)
@@ -107,13 +107,14 @@ class ClassificationPipeline(Pipeline):
         """The serving contract's outputs for classification domains; ``info`` is the run's run.json
         (class names, and the tuned decision rule when there is one)."""
         class_names, decision = info["class_names"], info.get("decision")
+        probabilities = tf.cast(probabilities, tf.float32)  # compared in float32, as evaluation.decide does
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         if decision:
             positive = decision["positive"]
-            reached = probabilities[:, positive] >= tf.cast(decision["threshold"], probabilities.dtype)
+            reached = probabilities[:, positive] >= tf.constant(decision["threshold"], tf.float32)
             class_id = tf.where(reached, tf.constant(positive, tf.int64), tf.constant(1 - positive, tf.int64))
         return {
-            "probabilities": tf.cast(probabilities, tf.float32),
+            "probabilities": probabilities,
             "class_id": class_id,
             "class_name": tf.gather(tf.constant(class_names), class_id),
         }
