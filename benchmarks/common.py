@@ -23,6 +23,16 @@ def dlapps(domain: str, *args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+def timed_train(domain: str, data: Path, runs: Path, name: str, settings: list[str]) -> tuple[Path, float, dict, dict]:
+    """`dlapps DOMAIN train` timed as a whole command: (run directory, seconds, metrics.json, run.json)."""
+    start = time.perf_counter()
+    dlapps(domain, "train", "--data", data, "--runs-dir", runs, "--name", name,
+           *[x for item in settings for x in ("--set", item)])
+    seconds = time.perf_counter() - start
+    run = runs / domain / name
+    return run, seconds, json.loads((run / "metrics.json").read_text()), json.loads((run / "run.json").read_text())
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         sys.exit(f"benchmark data not found: {path} (the shared datasets sit beside the repository)")

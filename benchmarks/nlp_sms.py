@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED, dlapps, emit, p50_ms, require
+from common import SHARED, dlapps, emit, p50_ms, require, timed_train
 
 MODELS = ["bag", "cnn", "lstm", "transformer"]
 ONE_MESSAGE = "Congratulations! You have won a free trip, call 09061701461 now to claim"
@@ -26,13 +26,7 @@ def spam_figures(metrics: dict) -> dict:
 
 
 def train(table: Path, runs: Path, model: str, sets: list[str]) -> dict:
-    extra = [x for item in sets for x in ("--set", item)]
-    start = time.perf_counter()
-    dlapps("nlp", "train", "--data", table, "--runs-dir", runs, "--name", model, "--set", f"model.name={model}", *extra)
-    wall = time.perf_counter() - start
-    run = runs / "nlp" / model
-    metrics = json.loads((run / "metrics.json").read_text())
-    info = json.loads((run / "run.json").read_text())
+    run, wall, metrics, info = timed_train("nlp", table, runs, model, [f"model.name={model}", *sets])
     return {**spam_figures(metrics), "argmax_accuracy": round(metrics.get("argmax_accuracy", metrics["accuracy"]), 4),
             "threshold": round(metrics["decision"]["threshold"], 4) if "decision" in metrics else None,
             "pr_auc": round(metrics["pr_auc"], 4), "test_messages": metrics["examples"],

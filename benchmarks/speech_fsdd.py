@@ -7,27 +7,19 @@ out, timed as whole commands; then the exported model's `wav_bytes` signature ag
 """
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import SHARED, dlapps, emit, require
+from common import SHARED, dlapps, emit, require, timed_train
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 OFFICIAL = "index:0-4"  # the dataset's own split: takes 0-4 of every digit and speaker are the test set
 
 
 def train(recordings: Path, runs: Path, name: str, split: str, sets: list[str]) -> dict:
-    extra = [x for item in sets for x in ("--set", item)]
-    start = time.perf_counter()
-    dlapps("speech", "train", "--data", recordings, "--runs-dir", runs, "--name", name, "--set", f"data.split={split}", *extra)
-    wall = time.perf_counter() - start
-    run = runs / "speech" / name
-    metrics = json.loads((run / "metrics.json").read_text())
-    info = json.loads((run / "run.json").read_text())
+    run, wall, metrics, info = timed_train("speech", recordings, runs, name, [f"data.split={split}", *sets])
     return {"split": split, "test_clips": metrics["examples"], "accuracy": round(metrics["accuracy"], 4),
             "macro_f1": round(metrics["macro_f1"], 4), "command_seconds": round(wall, 1),
             "fit_seconds": info.get("train_seconds"), "epochs": info.get("epochs_done"), "run": run}
