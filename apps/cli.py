@@ -160,19 +160,10 @@ def predict_command(domain: str) -> click.Command:
         Put -- before inputs that start with a dash: predict RUN -- "-50% today only".
         """
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
-        from pipelines.core.evaluation import decide
-
-        info = run.info()
-        probabilities = model.predict(pipeline.read_inputs(list(inputs), model, config), verbose=0)
-        for given, row, chosen in zip(inputs, probabilities, decide(probabilities, info.get("decision"))):
-            click.echo(f"{one_line(given)}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}")
+        for line in pipeline.predict_lines(list(inputs), model, run.info(), config):
+            click.echo(line)
 
     return predict
-
-
-def one_line(text: str) -> str:
-    """An input as one tab-free line of predict's output (texts may hold tabs and newlines)."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def export_command(domain: str) -> click.Command:

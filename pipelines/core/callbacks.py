@@ -28,7 +28,7 @@ from pipelines.core import evaluation, figures
 
 # (inputs, y_true, probabilities, class_names) -> PNG bytes of a few examples with their predictions
 SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
-# (writer, step, scored split) -> None: a domain's own summaries beside the shared ones
+# (writer, step, scored split) -> None: a domain's own metrics, figures and summaries beside the shared ones
 ExtraSummaries = Callable[[tf.summary.SummaryWriter, int, "Scored"], None]
 
 
@@ -140,9 +140,9 @@ class EvaluationCallback(keras.callbacks.Callback):
     def evaluate(self, step: int) -> dict:
         self._writer = self._writer or tf.summary.create_file_writer(str(self.log_dir))
         scored = score(self.model, self.dataset, self.class_names, self.top_k, self.sample_count, self.render_samples)
-        write_classification_summaries(self._writer, step, scored, self.class_names)
-        if self.extra_summaries is not None:
+        if self.extra_summaries is not None:  # first: its figures join the shared images
             self.extra_summaries(self._writer, step, scored)
+        write_classification_summaries(self._writer, step, scored, self.class_names)
         return scored.metrics
 
 
@@ -155,19 +155,28 @@ def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:
     writer.close()
 
 
-class RunProgress(keras.callbacks.Callback):
-    """Records finished epochs and the best validation loss in run.json, for people and for resuming."""
+def monitor_mode(monitor: str) -> str:
+    """Losses are minimised, every other monitored value (accuracy, PR-AUC) maximised."""
+    return "min" if monitor.endswith("loss") else "max"
 
-    def __init__(self, run):
+
+class RunProgress(keras.callbacks.Callback):
+    """Records finished epochs and the best monitored value (``best_<monitor>``) in run.json, for people and
+    for resuming."""
+
+    def __init__(self, run, monitor: str = "val_loss"):
         super().__init__()
         self.run = run
+        self.monitor = monitor
+        self.better = np.less if monitor_mode(monitor) == "min" else np.greater
 
     def on_epoch_end(self, epoch, logs=None):
-        best = self.run.info().get("best_val_loss")
-        val_loss = (logs or {}).get("val_loss")
-        if val_loss is not None and (best is None or val_loss < best):
-            best = float(val_loss)
-        self.run.write_info(epochs_done=epoch + 1, best_val_loss=best)
+        key = f"best_{self.monitor}"
+        best = self.run.info().get(key)
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (best is None or self.better(value, best)):
+            best = float(value)
+        self.run.write_info(epochs_done=epoch + 1, **{key: best})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -194,18 +203,21 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
     """TensorBoard scalars, resume state, best model, and early stopping when asked."""
+    monitor = train_config.monitor
+    mode = monitor_mode(monitor)
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
         # Saved every epoch: an interrupted run resumes after its last finished epoch.
         keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch"),
         # A resumed run keeps the best model so far unless a later epoch beats it.
-        keras.callbacks.ModelCheckpoint(str(run.best_model), monitor="val_loss", save_best_only=True, verbose=0,
-                                        initial_value_threshold=run.info().get("best_val_loss")),
-        RunProgress(run),
+        keras.callbacks.ModelCheckpoint(str(run.best_model), monitor=monitor, mode=mode, save_best_only=True, verbose=0,
+                                        initial_value_threshold=run.info().get(f"best_{monitor}")),
+        RunProgress(run, monitor),
     ]
     if train_config.early_stopping_patience > 0:
         callbacks.append(
-            ResumableEarlyStopping(run, monitor="val_loss", patience=train_config.early_stopping_patience, restore_best_weights=True)
+            ResumableEarlyStopping(run, monitor=monitor, mode=mode, patience=train_config.early_stopping_patience,
+                                   restore_best_weights=True)
         )
     return callbacks
 

@@ -16,7 +16,7 @@ from pipelines.core.pipeline import Data, Pipeline
 from pipelines.core.rundir import RunDir
 
 log = logging.getLogger(__name__)
-DECISIONS = ("argmax", "f1")
+DECISIONS = ("argmax", "f1", "cost")
 
 
 class ClassificationPipeline(Pipeline):
@@ -26,6 +26,8 @@ class ClassificationPipeline(Pipeline):
     def check_decision(config: Any) -> None:
         if config.eval.decision not in DECISIONS:
             raise UserError(f"unknown eval.decision '{config.eval.decision}'; choose one of: {', '.join(DECISIONS)}")
+        if config.eval.decision == "cost" and min(config.eval.cost_fp, config.eval.cost_fn) <= 0:
+            raise UserError(f"eval.cost_fp and eval.cost_fn must be > 0, got {config.eval.cost_fp} and {config.eval.cost_fn}")
 
     def compile_args(self, config: Any, data: Data) -> dict:
         self.check_decision(config)
@@ -61,11 +63,17 @@ class ClassificationPipeline(Pipeline):
             return None
         answers = callbacks.collect(model, data.validation, keep=0)
         counts = np.bincount(answers.y_true, minlength=2)
-        positive = 0 if counts[0] < counts[1] else 1  # the rarer class (spam, fraud); class 1 when even
+        positive = self.positive_class(counts)
         if counts[positive] == 0:
             return None  # nothing to tune on
-        threshold = evaluation.tune_threshold(answers.y_true == positive, answers.probabilities[:, positive])
+        cost = (config.eval.cost_fp, config.eval.cost_fn) if config.eval.decision == "cost" else None
+        threshold = evaluation.tune_threshold(answers.y_true == positive, answers.probabilities[:, positive], cost)
         return {"positive": positive, "threshold": threshold}
+
+    def positive_class(self, counts: np.ndarray) -> int:
+        """The class a tuned threshold is about, from the validation class counts: the rarer one (spam), class 1
+        when even."""
+        return 0 if counts[0] < counts[1] else 1
 
     def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
         info = run.info()
@@ -76,21 +84,22 @@ class ClassificationPipeline(Pipeline):
             run.write_info(decision=decision)
         scored = callbacks.score(model, data.test, data.class_names, config.eval.top_k, config.eval.sample_images,
                                  self.render_samples, decision)
+        writer = tf.summary.create_file_writer(str(run.logs / "eval"))
+        self.extra_summaries(writer, step, scored, data=data, split="test")  # may add metrics and figures
+        callbacks.write_classification_summaries(writer, step, scored, data.class_names)
+        writer.close()
         run.samples.mkdir(exist_ok=True)
         for name, png in scored.figures.items():
             (run.samples / f"{name}.png").write_bytes(png)
         answers = scored.answers
         (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(answers.y_true, answers.probabilities, data.class_names))
-        writer = tf.summary.create_file_writer(str(run.logs / "eval"))
-        callbacks.write_classification_summaries(writer, step, scored, data.class_names)
-        self.extra_summaries(writer, step, scored, data=data, split="test")
-        writer.close()
         run.write_metrics({"split": "test", **scored.metrics})
         return scored.metrics
 
     def extra_summaries(self, writer: tf.summary.SummaryWriter, step: int, scored: callbacks.Scored, *, data: Data,
                         split: str) -> None:
-        """A domain's own TensorBoard summaries of a scored split (speech: misclassified clips as audio)."""
+        """A domain's own TensorBoard summaries of a scored split (speech: misclassified clips as audio). It may add
+        metrics and figures to ``scored``: they reach the shared images, metrics.json and samples/."""
 
     def headline(self, metrics: dict) -> str:
         return evaluation.headline(metrics)

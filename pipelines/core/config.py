@@ -34,7 +34,10 @@ class TrainConfig:
     schedule: str = "cosine"  # constant | cosine (with linear warm-up)
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
-    early_stopping_patience: int = 0  # 0 = off; else epochs without val_loss improvement
+    early_stopping_patience: int = 0  # 0 = off; else epochs without improvement of `monitor`
+    # What "best" means for early stopping and checkpoints/best.keras: a logged validation value; losses
+    # are minimised, anything else (val_accuracy, val_pr_auc) maximised.
+    monitor: str = "val_loss"
     mixed_precision: bool = False
     strategy: str = "default"  # default | mirrored (all visible GPUs)
     seed: int = 0
@@ -49,9 +52,12 @@ class EvalConfig:
     top_k: int = 3
     every_epochs: int = 1  # validation summaries every N epochs (0 = never; the test split is always evaluated)
     sample_images: int = 16
-    # argmax | f1: for two classes, the threshold on the rarer class's probability that maximises its F1 on
-    # the validation split; metrics, predict and the exported model use it (run.json keeps it).
+    # argmax | f1 | cost: for two classes, the threshold on the positive (rarer) class's probability that
+    # maximises its F1, or minimises cost_fp * false positives + cost_fn * false negatives, on the
+    # validation split; metrics, predict and the exported model use it (run.json keeps it).
     decision: str = "argmax"
+    cost_fp: float = 1.0
+    cost_fn: float = 1.0
 
 
 def from_dict(cls: type, values: dict | None, where: str = "") -> Any:

@@ -24,19 +24,40 @@ def decide(probabilities: np.ndarray, decision: Optional[dict] = None) -> np.nda
     return np.where(reached, positive, 1 - positive)
 
 
-def tune_threshold(is_positive: np.ndarray, scores: np.ndarray) -> float:
-    """The score threshold with the best F1 for the positive class (ties: the lowest, so the most recall),
-    midway between the lowest score it accepts and the highest it rejects, as a float32 value."""
+def tune_threshold(is_positive: np.ndarray, scores: np.ndarray, cost: Optional[tuple[float, float]] = None) -> float:
+    """The score threshold with the best F1 for the positive class, or with ``cost`` = (cost_fp, cost_fn) the
+    lowest cost_fp * false positives + cost_fn * false negatives (ties: the lowest threshold, so the most
+    recall), midway between the lowest score it accepts and the highest it rejects, as a float32 value."""
     scores = np.asarray(scores, dtype=np.float32)
+    is_positive = np.asarray(is_positive, dtype=bool)
     precision, recall, thresholds = skm.precision_recall_curve(is_positive, scores)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    lowest_accepted = np.float32(thresholds[int(np.argmax(f1))])
+    if cost is None:
+        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+        lowest_accepted = np.float32(thresholds[int(np.argmax(f1))])
+    else:
+        lowest_accepted = _cheapest_threshold(is_positive, scores, *cost)
     rejected = scores[scores < lowest_accepted]
     if len(rejected) == 0:
         return float(lowest_accepted)
     threshold = np.float32((float(lowest_accepted) + float(rejected.max())) / 2)
     # Adjacent float32 scores have no float32 between them: then the accepted score itself.
     return float(threshold if threshold > rejected.max() else lowest_accepted)
+
+
+def _cheapest_threshold(is_positive: np.ndarray, scores: np.ndarray, cost_fp: float, cost_fn: float) -> np.float32:
+    """The lowest accepted score of the cheapest rule "positive when score >= t" (accepting nothing is
+    allowed: then a threshold above every score)."""
+    candidates = np.unique(scores)[::-1]  # accept the highest first
+    accepted = np.searchsorted(-np.sort(scores)[::-1], -candidates, side="right")  # rows with score >= t
+    sorted_positive = is_positive[np.argsort(-scores, kind="stable")]
+    true_positives = np.concatenate([[0], np.cumsum(sorted_positive)])[accepted]
+    false_positives = accepted - true_positives
+    false_negatives = is_positive.sum() - true_positives
+    costs = cost_fp * false_positives + cost_fn * false_negatives
+    if is_positive.sum() * cost_fn <= costs.min():  # flagging nothing is at least as cheap
+        return np.nextafter(np.float32(candidates[0]), np.float32(np.inf))
+    best = np.flatnonzero(costs == costs.min())[-1]  # ties: the lowest threshold
+    return np.float32(candidates[best])
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int = 3,

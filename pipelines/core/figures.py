@@ -48,6 +48,36 @@ def pr_curves_png(y_true: np.ndarray, probabilities: np.ndarray, class_names: li
     return _to_png(fig)
 
 
+def roc_curve_png(is_positive: np.ndarray, scores: np.ndarray, title: str = "ROC curve") -> bytes:
+    """Two classes: true-positive rate against false-positive rate, with the area under it."""
+    fpr, tpr, _ = skm.roc_curve(is_positive, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {skm.roc_auc_score(is_positive, scores):.3f}")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="gray")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return _to_png(fig)
+
+
+def score_histogram_png(is_positive: np.ndarray, scores: np.ndarray, threshold: float | None = None,
+                        names: tuple[str, str] = ("legitimate", "fraud")) -> bytes:
+    """Scores of each class as histograms on a log count scale (the rare class stays visible), and the threshold."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 51)
+    is_positive = np.asarray(is_positive, dtype=bool)
+    for mask, name in ((~is_positive, names[0]), (is_positive, names[1])):
+        ax.hist(np.asarray(scores)[mask], bins=bins, alpha=0.6, label=f"{name} ({mask.sum():,})", log=True)
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel(f"score (p({names[1]}))")
+    ax.set_ylabel("count")
+    ax.set_title("scores by class")
+    ax.legend(fontsize=8)
+    return _to_png(fig)
+
+
 def image_grid_png(images: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 8) -> bytes:
     """Images (uint8, [n, h, w, c]) in a grid, each with a title (e.g. 'true 3 / pred 8')."""
     count = len(images)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import keras
 import numpy as np
@@ -41,6 +41,11 @@ class Data:
 
     def input_summary(self) -> str:
         return f"input {self.input_shape}"
+
+
+def one_line(text: str) -> str:
+    """An input as one tab-free line of predict's output (texts may hold tabs and newlines)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def path_or_tfds_overrides(data_arg: str, path_source: Optional[str] = None) -> list[str]:
@@ -100,6 +105,15 @@ class Pipeline:
     def read_inputs(self, inputs: list[str], model: keras.Model, config: Any) -> np.ndarray:
         """What the predict command line names (files; texts for NLP) -> one model input batch."""
         raise NotImplementedError
+
+    def predict_lines(self, inputs: list[str], model: keras.Model, info: dict, config: Any) -> Iterator[str]:
+        """``predict``'s output: one tab-separated line per input (the input, its class, that class's
+        probability), classes decided as evaluation decided them (``info``: the run's run.json)."""
+        from pipelines.core.evaluation import decide
+
+        probabilities = model.predict(self.read_inputs(inputs, model, config), verbose=0)
+        for given, row, chosen in zip(inputs, probabilities, decide(probabilities, info.get("decision"))):
+            yield f"{one_line(given)}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}"
 
     def render_samples(self, inputs: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> Optional[bytes]:
         """PNG of a few examples with their predictions (TensorBoard and samples/); None = none."""

@@ -37,3 +37,23 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
     assert (resumed.wait, resumed.best) == (2, 1.0)
     resumed.on_epoch_end(3, {"val_loss": 1.3})
     assert model.stop_training  # the third epoch without progress, counted across the resume
+
+
+def test_a_monitored_score_is_maximised_and_kept_for_resuming(tmp_path):
+    from pipelines.core.callbacks import ResumableEarlyStopping, RunProgress, monitor_mode
+    from pipelines.core.rundir import RunDir
+
+    assert (monitor_mode("val_loss"), monitor_mode("val_pr_auc"), monitor_mode("val_accuracy")) == ("min", "max", "max")
+    run = RunDir.create(tmp_path, "fraud", "r")
+    progress = RunProgress(run, "val_pr_auc")
+    for epoch, score in enumerate([0.5, 0.7, 0.6]):
+        progress.on_epoch_end(epoch, {"val_pr_auc": score, "val_loss": 1.0})
+    assert run.info()["best_val_pr_auc"] == 0.7 and run.info()["epochs_done"] == 3
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False
+    stopping = ResumableEarlyStopping(run, monitor="val_pr_auc", mode="max", patience=2)
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    for epoch, score in enumerate([0.5, 0.7, 0.6, 0.65]):
+        stopping.on_epoch_end(epoch, {"val_pr_auc": score})
+    assert model.stop_training and stopping.best == 0.7  # two epochs below the best

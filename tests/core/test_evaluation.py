@@ -44,6 +44,17 @@ def test_tuned_threshold_maximises_f1_and_sits_between_scores():
     assert threshold not in scores
 
 
+def test_cost_threshold_minimises_the_cost_of_mistakes():
+    is_positive = np.array([0, 0, 0, 1, 0, 1, 1])
+    scores = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.6, 0.9])
+    # Missing a fraud costs 10 false alarms: accept down to 0.3 (cost 1 false positive), not 0.6 (cost 10).
+    assert 0.2 < tune_threshold(is_positive, scores, cost=(1, 10)) < 0.3
+    # False alarms dear: accept only 0.6 and 0.9 (one fraud missed, cost 1) rather than pay 5 for the one at 0.35.
+    assert 0.35 < tune_threshold(is_positive, scores, cost=(5, 1)) < 0.6
+    # The highest score a false alarm dearer than the one fraud: accept nothing.
+    assert tune_threshold(np.array([1, 0]), np.array([0.2, 0.9]), cost=(100, 1)) > 0.9
+
+
 def test_decision_rule_and_metrics_at_the_tuned_point():
     y = np.array([0, 0, 1, 1])
     p = np.array([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])
