@@ -85,7 +85,7 @@ def scikit_learn_baselines() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the default model (others: one)")
-    parser.add_argument("--models", nargs="+", default=["mlp", "logistic", "autoencoder"])
+    parser.add_argument("--models", nargs="+", default=["mlp", "logistic", "autoencoder", "sequence"])
     args = parser.parse_args()
     require(HANDBOOK)
     with tempfile.TemporaryDirectory() as runs:

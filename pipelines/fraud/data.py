@@ -68,13 +68,14 @@ def simulated(d) -> Table:
 @SOURCES.register("csv")
 def csv_file(d) -> Table:
     """A CSV file (gzip or plain) with a header row: e.g. the handbook's columns or Kaggle's creditcard.csv."""
-    header, body = table.read_csv(d.path)
-    forced = {**{c: "categorical" for c in d.categorical_columns}, **{c: "numeric" for c in d.numeric_columns}}
-    unknown = [c for c in forced if c not in header]
+    if not d.path:
+        raise UserError("data.source=csv needs a file: --data transactions.csv")
+    t = table.read_table(d.path, {c: "categorical" for c in d.categorical_columns})
+    unknown = [c for c in d.categorical_columns if c not in t.columns]
     if unknown:
-        raise UserError(f"{d.path}: no column(s) {', '.join(map(repr, unknown))} (set in data.categorical_columns/"
-                        f"numeric_columns); the columns are: {', '.join(header)}")
-    return table.typed_table(str(d.path), header, body, forced)
+        raise UserError(f"{d.path}: no column(s) {', '.join(map(repr, unknown))} (named in data.categorical_columns); "
+                        f"the columns are: {', '.join(t.columns)}")
+    return t
 
 
 def is_identifier(name: str) -> bool:
@@ -107,8 +108,8 @@ def roles(t: Table, d, labelled: bool = True) -> Roles:
         if time is not None and t.kinds[time] != "datetime":
             raise UserError(f"{t.name}: data.time_column '{time}' does not hold dates like 2018-07-25 13:05:00")
     customer = find_role(t, d.customer_column, CUSTOMER_NAMES, "customer")
-    missing = [c for c in [*d.features, *d.exclude_columns] if c not in t.columns]
-    if d.features and missing:
+    missing = [c for c in d.features if c not in t.columns]  # exclusions absent from a file are nothing to exclude
+    if missing:
         raise UserError(f"{t.name}: no column(s) {', '.join(map(repr, missing))}; the columns are: {', '.join(t.columns)}")
     if label in d.features:
         raise UserError(f"the label column '{label}' cannot be a feature; take it out of data.features")
@@ -121,6 +122,8 @@ def roles(t: Table, d, labelled: bool = True) -> Roles:
                 excluded[name] = "not in data.features"
         elif name in d.exclude_columns:
             excluded[name] = "data.exclude_columns"
+        elif name == customer:
+            excluded[name] = "customer/card"
         elif is_identifier(name):
             excluded[name] = "identifier"
     features = [name for name in t.columns if name not in excluded]
@@ -141,7 +144,7 @@ def time_split(t: Table, r: Roles, labels: np.ndarray, d) -> Split:
         raise UserError(f"{t.name} covers {last - first + 1} days; the time split needs train_days + delay_days + "
                         f"test_days = {span}: set smaller ones, or data.time_column=none for a stratified split")
     start = last - span + 1
-    customers = t.columns[r.customer] if r.customer else np.arange(len(labels))  # no cards: nobody is removed
+    customers = customer_codes(t, r) if r.customer else np.arange(len(labels))  # no cards: nobody is removed
     train, test = protocol.train_delay_test(days, customers, labels, start, d.train_days, d.delay_days, d.test_days)
     validating = days[train] >= start + d.train_days - d.validation_days
     iso = lambda day: str(np.datetime64(day, "D"))  # noqa: E731
@@ -157,14 +160,19 @@ def stratified(labels: np.ndarray, d) -> Split:
     return Split(rows, f"stratified random split (seed {d.split_seed})")
 
 
-def check_classes(labels: np.ndarray, rows: dict[str, np.ndarray], name: str) -> None:
+def check_classes(labels: np.ndarray, split: Split) -> None:
     if labels.min() == labels.max():
-        raise UserError(f"{name}: every transaction is labelled {'fraud' if labels[0] else 'legitimate'}; "
+        raise UserError(f"every transaction is labelled {'fraud' if labels[0] else 'legitimate'}; "
                         "training needs both classes")
-    for split in ("train", "validation"):
-        if len(rows[split]) == 0 or labels[rows[split]].max() == 0:
-            raise UserError(f"{name}: the {split} split has no fraud; choose a split with frauds in it "
-                            "(data.*_days or data.time_column=none)")
+    advice = "longer data.train_days or validation_days" if split.days is not None else "more data"
+    for name in ("train", "validation"):
+        if len(split.rows[name]) == 0 or labels[split.rows[name]].max() == 0:
+            raise UserError(f"the {name} split has no fraud ({split.description}); it needs {advice}")
+
+
+def customer_codes(t: Table, r: Roles) -> np.ndarray:
+    """The customer/card column as integer codes (ids may be numbers or text)."""
+    return np.unique(t.columns[r.customer].astype(str), return_inverse=True)[1].ravel()
 
 
 def history_rows(customers: np.ndarray, order: np.ndarray, length: int) -> np.ndarray:

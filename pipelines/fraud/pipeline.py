@@ -7,8 +7,10 @@ scored with the field's metrics (ROC-AUC, average precision, card precision@100)
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import logging
 import re
 from pathlib import Path
@@ -24,6 +26,7 @@ from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Endpoints
+from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.fraud import data as fraud_data
 from pipelines.fraud import models as fraud_models
@@ -49,7 +52,6 @@ class FraudDataConfig:
     # Leakage and absolute time are never features (identifiers such as *_ID are left out on their own).
     exclude_columns: list[str] = dataclasses.field(default_factory=lambda: ["TX_FRAUD_SCENARIO", "TX_TIME_SECONDS", "TX_TIME_DAYS"])
     categorical_columns: list[str] = dataclasses.field(default_factory=list)  # read as text whatever they hold
-    numeric_columns: list[str] = dataclasses.field(default_factory=list)
     missing: str = "error"  # empty/NaN feature values: error | median (of the training split) | zero
     # Time split (the handbook's protocol), anchored at the last day of the data:
     train_days: int = 7
@@ -129,15 +131,15 @@ def describe_features(t: Table, train_rows: np.ndarray, r: fraud_data.Roles, con
         if name in names:
             raise UserError(f"columns '{names[name]}' and '{column}' both become input '{name}'; rename one")
         names[name] = column
-        kind, values = t.kinds[column], t.columns[column][train_rows]
-        feature = Feature(column, name, kind)
-        if kind == "numeric":
+        feature = Feature(column, name, t.kinds[column])
+        if feature.kind == "numeric":
+            values = t.numbers(column)[train_rows]
             feature.log1p = wants_log1p(values, config.model.log1p)
             if config.data.missing != "error":
                 median = np.nanmedian(values) if not np.isnan(values).all() else 0.0
                 feature.fill = float(median) if config.data.missing == "median" else 0.0
-        elif kind == "categorical":
-            found, counts = np.unique(values.astype(str), return_counts=True)
+        elif feature.kind == "categorical":
+            found, counts = np.unique(t.columns[column][train_rows].astype(str), return_counts=True)
             feature.vocabulary = found[np.argsort(-counts, kind="stable")][: config.model.categories].tolist()
         described.append(feature)
     return described
@@ -146,13 +148,12 @@ def describe_features(t: Table, train_rows: np.ndarray, r: fraud_data.Roles, con
 def check_values(t: Table, features: list[Feature], missing: str) -> None:
     """Every value the model will read: dates that parse, and numbers present unless an imputation was asked for."""
     for feature in features:
-        values = t.columns[feature.column]
         if feature.kind == "datetime":
             table.datetimes(t, feature.column)
-        elif feature.kind == "numeric" and missing == "error" and np.isnan(values).any():
-            line = int(np.flatnonzero(np.isnan(values))[0]) + 2
-            raise UserError(f"{t.name}, line {line}, column '{feature.column}': no value; fill it in, or impute with "
-                            "--set data.missing=median (or zero)")
+        elif feature.kind == "numeric" and missing == "error" and np.isnan(t.numbers(feature.column)).any():
+            row = int(np.flatnonzero(np.isnan(t.numbers(feature.column)))[0])
+            raise UserError(f"{t.name}, line {t.line(row)}, column '{feature.column}': no value; fill it in, or train "
+                            "with --set data.missing=median (or zero) to impute")
 
 
 def model_inputs(t: Table, features: list[Feature], rows: np.ndarray,
@@ -160,7 +161,8 @@ def model_inputs(t: Table, features: list[Feature], rows: np.ndarray,
     """The model's inputs for some rows: [n, 1] float32 numbers or strings per feature, or with ``history``
     ([table rows, N], sequence models) each row's customer's last N transactions, [n, N]."""
     take = rows[:, None] if history is None else history[rows]
-    return {f.input_name: t.columns[f.column][take].astype(np.float32 if f.kind == "numeric" else str) for f in features}
+    return {f.input_name: t.numbers(f.column)[take].astype(np.float32) if f.kind == "numeric"
+            else t.columns[f.column][take].astype(str) for f in features}
 
 
 def histories(t: Table, r: fraud_data.Roles, config: FraudConfig) -> Optional[np.ndarray]:
@@ -171,7 +173,7 @@ def histories(t: Table, r: fraud_data.Roles, config: FraudConfig) -> Optional[np
         raise UserError(f"{t.name}: the {config.model.name} model needs a customer or card column to follow; "
                         "name it with --set data.customer_column=NAME")
     order = table.datetimes(t, r.time).astype(np.int64) if r.time else np.arange(len(t))
-    return fraud_data.history_rows(t.columns[r.customer], order, config.model.sequence_length)
+    return fraud_data.history_rows(fraud_data.customer_codes(t, r), order, config.model.sequence_length)
 
 
 def fingerprint(t: Table, features: list[Feature], labels: np.ndarray, rows: dict[str, np.ndarray]) -> str:
@@ -180,8 +182,10 @@ def fingerprint(t: Table, features: list[Feature], labels: np.ndarray, rows: dic
     for split in fraud_data.SPLITS:
         digest.update(labels[rows[split]].tobytes())
         for f in features:
-            values = t.columns[f.column][rows[split]]
-            digest.update(values.tobytes() if f.kind == "numeric" else "\0".join(map(str, values)).encode("utf-8", "surrogatepass"))
+            if f.kind == "numeric":
+                digest.update(t.numbers(f.column)[rows[split]].tobytes())
+            else:
+                digest.update("\0".join(map(str, t.columns[f.column][rows[split]])).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -216,36 +220,42 @@ class FraudPipeline(ClassificationPipeline):
             raise UserError("model.depth, model.width and model.categories must be >= 1")
         if config.model.sequence_length < 2:
             raise UserError(f"model.sequence_length must be >= 2, got {config.model.sequence_length}")
+        if config.model.name in fraud_models.UNSUPERVISED and config.data.imbalance != "none":
+            raise UserError(f"the {config.model.name} model trains on legitimate transactions only; "
+                            f"data.imbalance={config.data.imbalance} does not apply (set it to none)")
 
     def load_data(self, config: FraudConfig) -> FraudData:
         self.check_settings(config)
         d = config.data
-        source = d.source if d.source != "auto" else ("csv" if d.path else "simulator")
-        t = self.sources.get(source)(d)
+        t = self.sources.get(d.source if d.source != "auto" else ("csv" if d.path else "simulator"))(d)
         r = fraud_data.roles(t, d)
         labels = table.labels(t, r.label)
         split = fraud_data.time_split(t, r, labels, d) if r.time else fraud_data.stratified(labels, d)
-        fraud_data.check_classes(labels, split.rows, t.name)
+        fraud_data.check_classes(labels, split)
         rows = split.rows
         described = describe_features(t, rows["train"], r, config)
         check_values(t, described, d.missing)
         log.info("columns: label %s; features %s; not features: %s", r.label, ", ".join(f.describe() for f in described),
                  ", ".join(f"{c or '(unnamed)'} ({why})" for c, why in r.excluded.items() if why != "label") or "none")
         log.info("%s", split.description)
+        frauds = "/".join(str(labels[rows[s]].sum()) for s in fraud_data.SPLITS)
         if config.model.name in fraud_models.UNSUPERVISED:
             rows = {**rows, "train": rows["train"][labels[rows["train"]] == 0]}  # learns what legitimate looks like
         history = histories(t, r, config)
         datasets = {s: self.dataset(model_inputs(t, described, rows[s], history), labels[rows[s]], config,
                                     training=s == "train") for s in fraud_data.SPLITS}
-        cards = ({s: (split.days[rows[s]], t.columns[r.customer][rows[s]]) for s in fraud_data.SPLITS}
-                 if r.customer and split.days is not None else {})
-        weights = None if config.model.name in fraud_models.UNSUPERVISED else class_weight(labels[rows["train"]], d.imbalance)
         sizes = {s: len(rows[s]) for s in fraud_data.SPLITS}
-        frauds = {s: int(labels[rows[s]].sum()) for s in fraud_data.SPLITS}
-        source_line = f"{t.name}, {split.description.split(':')[0]}, frauds {frauds['train']}/{frauds['validation']}/{frauds['test']}"
+        if d.imbalance == "oversample":  # an epoch: every legitimate row once, as many fraud draws
+            sizes["train"] = 2 * int((labels[rows["train"]] == 0).sum())
+        weights = None if config.model.name in fraud_models.UNSUPERVISED else class_weight(labels[rows["train"]], d.imbalance)
+        cards = {}
+        if r.customer and split.days is not None:
+            codes = fraud_data.customer_codes(t, r)
+            cards = {s: (split.days[rows[s]], codes[rows[s]]) for s in fraud_data.SPLITS}
         return FraudData(datasets["train"], datasets["validation"], datasets["test"], CLASS_NAMES, (len(described),), sizes,
-                         source_line, class_weight=weights, fingerprint=fingerprint(t, described, labels, rows),
-                         features=described, train_columns={f.column: t.columns[f.column][rows["train"]] for f in described},
+                         f"{t.name}, {split.description.split(':')[0]}, frauds {frauds}", class_weight=weights,
+                         fingerprint=fingerprint(t, described, labels, rows), features=described,
+                         train_columns={f.column: model_inputs(t, [f], rows["train"])[f.input_name][:, 0] for f in described},
                          cards=cards)
 
     def dataset(self, inputs: dict, labels: np.ndarray, config: FraudConfig, training: bool) -> tf.data.Dataset:
@@ -262,8 +272,14 @@ class FraudPipeline(ClassificationPipeline):
 
     def build_model(self, config: FraudConfig, data: FraudData) -> keras.Model:
         steps = config.model.sequence_length if config.model.name in fraud_models.SEQUENCES else 0
-        inputs, encoded = fraud_models.feature_inputs(data.features, data.train_columns, steps)
-        return self.models.get(config.model.name)(config.model, inputs, encoded)
+        try:
+            inputs, encoded = fraud_models.feature_inputs(data.features, data.train_columns, steps)
+            return self.models.get(config.model.name)(config.model, inputs, encoded)
+        except ValueError as err:  # Keras: 'The name "code" is used 2 times in the model'
+            if "is used" not in str(err):
+                raise
+            raise UserError(f"a column name clashes with a layer of the {config.model.name} model ({err}); "
+                            "rename the column") from None
 
     def compile_args(self, config: FraudConfig, data: FraudData) -> dict:
         args = super().compile_args(config, data)
@@ -318,38 +334,45 @@ class FraudPipeline(ClassificationPipeline):
 
         return {"serving_default": (score, [specs])}
 
+    def evaluate(self, model: keras.Model, data: FraudData, config: FraudConfig, run: RunDir, step: int) -> dict:
+        metrics = super().evaluate(model, data, config, run, step)
+        # What predict must read from a new file: each input's column and kind, as training read them.
+        run.write_info(columns=[{"column": f.column, "input": f.input_name, "kind": f.kind} for f in data.features])
+        return metrics
+
     def predict_lines(self, inputs: list[str], model: keras.Model, info: dict, config: FraudConfig) -> Iterator[str]:
         """CSV on stdout: file, line, fraud_probability, is_fraud for every transaction of every file."""
-        yield "file,line,fraud_probability,is_fraud"
+        threshold = np.float32((info.get("decision") or {}).get("threshold", 0.5))
+        yield csv_line(["file", "line", "fraud_probability", "is_fraud"])
         for path in inputs:
-            header, body = table.read_csv(path)
-            t = table.typed_table(path, header, body, {c: "categorical" for c in config.data.categorical_columns if c in header})
-            columns = tf.data.Dataset.from_tensor_slices(self.read_columns(t, model, config)).batch(1024)
-            probabilities = model.predict(columns, verbose=0)
-            decided = probabilities[:, 1].astype(np.float32) >= np.float32((info.get("decision") or {}).get("threshold", 0.5))
-            for line, (p, flagged) in enumerate(zip(probabilities[:, 1], decided), start=2):
-                yield f"{path},{line},{p:.6f},{int(flagged)}"
+            t = self.read_for_prediction(path, info, config)
+            features = [Feature(c["column"], c["input"], c["kind"]) for c in info["columns"]]
+            check_values(t, features, config.data.missing)
+            history = None
+            if config.model.name in fraud_models.SEQUENCES:  # the customers' histories, from the file itself
+                history = histories(t, fraud_data.roles(t, config.data, labelled=False), config)
+            columns = tf.data.Dataset.from_tensor_slices(model_inputs(t, features, np.arange(len(t)), history))
+            fraud = model.predict(columns.batch(1024), verbose=0)[:, 1]
+            for row, p in enumerate(fraud):
+                yield csv_line([path, t.line(row), f"{p:.6f}", int(np.float32(p) >= threshold)])
 
-    def read_columns(self, t: Table, model: keras.Model, config: FraudConfig) -> dict[str, np.ndarray]:
-        """The model's raw columns from a CSV file, each checked as training checked it."""
-        by_input = {input_name(column): column for column in t.columns}
-        missing = [i.name for i in model.inputs if i.name not in by_input]
-        if missing:
-            raise UserError(f"{t.name}: the model needs column(s) {', '.join(missing)}; the file has: {', '.join(t.columns)}")
-        features = []
-        for i in model.inputs:
-            column = by_input[i.name]
-            numeric = i.dtype != "string"
-            if numeric and t.kinds[column] != "numeric":
-                t.columns[column] = table.to_numbers(t.columns[column], t.name, column)
-            elif not numeric and t.kinds[column] == "numeric":
-                raise UserError(f"{t.name}: column '{column}' must hold text or dates, as in training")
-            features.append(Feature(column, i.name, "numeric" if numeric else t.kinds[column]))
-        check_values(t, features, config.data.missing)
-        history = None
-        if config.model.name in fraud_models.SEQUENCES:  # the customers' histories, from the file itself
-            history = histories(t, fraud_data.roles(t, config.data, labelled=False), config)
-        return model_inputs(t, features, np.arange(len(t)), history)
+    def read_for_prediction(self, path: str, info: dict, config: FraudConfig) -> Table:
+        """A file to score, its model columns read with the kinds training gave them."""
+        if "columns" not in info:
+            raise UserError("the run has not been evaluated yet; finish it with dlapps fraud train --resume RUN")
+        kinds = {c["column"]: c["kind"] for c in info["columns"]}
+        t = table.read_table(path, kinds)
+        absent = [column for column in kinds if column not in t.columns]
+        if absent:
+            raise UserError(f"{path}: the model needs column(s) {', '.join(map(repr, absent))}; the file has: "
+                            f"{', '.join(map(repr, t.columns))}")
+        return t
+
+
+def csv_line(fields: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
 
 
 PIPELINE = FraudPipeline()

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,60 @@ def test_sequence_model_needs_a_customer_column(tmp_path):
     data = write_table(tmp_path / "creditcard.csv", ulb_columns())
     assert_one_line_error(dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--set", "model.name=sequence"),
                           "needs a customer or card column", "data.customer_column")
+
+
+ULB_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "creditcard_ulb_sample" / "creditcard_sample.csv"
+
+
+@pytest.mark.skipif(not ULB_SAMPLE.exists(), reason="the shared ULB sample is not beside the repository")
+def test_the_ulb_sample_trains_and_exports(tmp_path):
+    """A format check on Kaggle's creditcard.csv layout (its balance is artificial: no accuracy claim)."""
+    result = dlapps("fraud", "train", "--data", ULB_SAMPLE, "--runs-dir", tmp_path, "--name", "u", *SETS,
+                    "--set", "data.label_column=Class")
+    assert result.exit_code == 0, result.stderr
+    assert dlapps("fraud", "export", tmp_path / "fraud" / "u").exit_code == 0
+    predicted = dlapps("fraud", "predict", tmp_path / "fraud" / "u", ULB_SAMPLE)
+    assert predicted.exit_code == 0 and len(predicted.output.strip().splitlines()) == 1 + 1722
+
+
+def test_a_run_repeats_from_its_config(fraud_run, tmp_path):
+    run, _ = fraud_run
+    result = dlapps("fraud", "train", "--config", run / "config.yaml", "--runs-dir", tmp_path, "--name", "again")
+    assert result.exit_code == 0, result.stderr
+    first, again = (json.loads((r / "metrics.json").read_text()) for r in (run, tmp_path / "fraud" / "again"))
+    assert again == first  # same data, split, preprocessing, weights and threshold
+
+
+def shop_columns(rows=800, seed=0):
+    """Text and datetime columns beside a number: merchant codes (one of them digits only), times over 25 days."""
+    rng = np.random.default_rng(seed)
+    fraud = (rng.random(rows) < 0.15).astype(int)
+    stamps = np.datetime64("2018-07-01T00:00:00") + np.sort(rng.integers(0, 25 * 86_400, rows)).astype("timedelta64[s]")
+    return {"when": np.char.replace(np.datetime_as_string(stamps), "T", " ").astype(object),
+            "merchant": rng.choice(["M1", "M2", "123"], rows).astype(object),
+            "amount": (rng.exponential(40, rows) * (1 + 4 * fraud)).round(2), "fraud": fraud}
+
+
+def test_predict_reads_columns_as_training_did(tmp_path):
+    data = write_table(tmp_path / "shops.csv", shop_columns())
+    result = dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--name", "m", *SETS)
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "fraud" / "m"
+    one = write_table(tmp_path / "one.csv", {"merchant": np.array(["123"], dtype=object), "amount": np.array([99.0]),
+                                             "when": np.array(["2018-08-01 03:00:00"], dtype=object)})
+    predicted = dlapps("fraud", "predict", run, one)  # one row: '123' still a merchant, not a number
+    assert predicted.exit_code == 0, predicted.stderr
+    assert len(predicted.output.strip().splitlines()) == 2
+    bad = write_table(tmp_path / "bad date.csv", {"merchant": np.array(["M1", "M2"], dtype=object), "amount": np.array([1.0, 2.0]),
+                                                  "when": np.array(["2018-08-01 03:00:00", "yesterday"], dtype=object)})
+    assert_one_line_error(dlapps("fraud", "predict", run, bad), "line 3", "'when'", "'yesterday' is not a date")
+
+
+def test_column_names_that_clash_with_layers_are_refused(tmp_path):
+    columns = ulb_columns()
+    columns["code"] = columns.pop("V4")
+    data = write_table(tmp_path / "clash.csv", columns)
+    assert_one_line_error(dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, *SETS, "--set", "model.name=autoencoder"),
+                          "clashes with a layer", "rename the column")
+    assert_one_line_error(dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--set", "model.name=autoencoder",
+                                 "--set", "data.imbalance=oversample"), "legitimate transactions only")

@@ -25,7 +25,7 @@ def test_roles_leave_out_the_label_identifiers_and_leakage():
     roles = fraud_data.roles(simulated_table(), FraudDataConfig())
     assert (roles.label, roles.time, roles.customer) == ("TX_FRAUD", "TX_DATETIME", "CUSTOMER_ID")
     assert roles.excluded == {"TX_FRAUD": "label", "TRANSACTION_ID": "identifier", "TX_TIME_SECONDS": "data.exclude_columns",
-                              "TX_TIME_DAYS": "data.exclude_columns", "CUSTOMER_ID": "identifier", "TERMINAL_ID": "identifier",
+                              "TX_TIME_DAYS": "data.exclude_columns", "CUSTOMER_ID": "customer/card", "TERMINAL_ID": "identifier",
                               "TX_FRAUD_SCENARIO": "data.exclude_columns"}
     assert len(roles.features) == 16 and "TX_DATETIME" in roles.features
     chosen = fraud_data.roles(simulated_table(), FraudDataConfig(features=["TX_AMOUNT", "TERMINAL_ID"]))
@@ -74,7 +74,17 @@ def test_stratified_split_and_single_class():
     split = fraud_data.stratified(labels, FraudDataConfig())
     assert [labels[split.rows[s]].sum() for s in ("train", "validation", "test")] == [7, 1, 2]
     with pytest.raises(UserError, match="every transaction is labelled legitimate"):
-        fraud_data.check_classes(np.zeros(100, int), split.rows, "x.csv")
+        fraud_data.check_classes(np.zeros(100, int), split)
+    with pytest.raises(UserError, match="the validation split has no fraud.*more data"):
+        fraud_data.check_classes(labels, fraud_data.Split({**split.rows, "validation": np.array([0])}, "stratified"))
+
+
+def test_a_card_column_is_followed_not_learned():
+    columns = {"cc_num": np.array(["4111", "4222"] * 5, dtype=object), "amt": np.arange(10.0), "is_fraud": np.arange(10.0) % 2}
+    t = table.Table("cards", columns, {"cc_num": "categorical", "amt": "numeric", "is_fraud": "numeric"})
+    roles = fraud_data.roles(t, FraudDataConfig())
+    assert (roles.customer, roles.features, roles.excluded["cc_num"]) == ("cc_num", ["amt"], "customer/card")
+    assert fraud_data.roles(t, FraudDataConfig(features=["amt"], exclude_columns=[])).features == ["amt"]
 
 
 def test_log1p_goes_to_long_tailed_magnitudes_only():

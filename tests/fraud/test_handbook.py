@@ -139,3 +139,17 @@ def test_handbook_split_and_its_logistic_regression_baseline():
     assert roc_auc_score(frauds[test], scores) == pytest.approx(0.871, abs=1e-3)
     assert average_precision_score(frauds[test], scores) == pytest.approx(0.606, abs=1e-3)
     assert cp == pytest.approx(0.291, abs=1e-3)
+
+
+@pytest.mark.skipif(not HANDBOOK.exists(), reason="the shared handbook data is not beside the repository")
+def test_the_pipeline_reads_the_handbook_file_into_the_chapter_3_split():
+    """`dlapps fraud train --data <handbook csv.gz>`: the last 21 days give the chapter 3 windows and test rows."""
+    from pipelines.core.config import apply_overrides
+    from pipelines.fraud.pipeline import PIPELINE, FraudConfig
+
+    config = apply_overrides(FraudConfig(), PIPELINE.data_overrides(str(HANDBOOK)))
+    data = PIPELINE.load_data(config)
+    assert data.sizes["test"] == 58_264 and data.source.endswith("frauds 516/82/385")
+    assert data.sizes["train"] + data.sizes["validation"] == 67_240  # the handbook's 7 training days
+    assert [f.column for f in data.features][:2] == ["TX_DATETIME", "TX_AMOUNT"]
+    assert "TX_FRAUD_SCENARIO" not in [f.column for f in data.features]
