@@ -9,6 +9,6 @@ of :class:`pipelines.core.pipeline.Pipeline`.
 DOMAINS = {
     "vision": ("pipelines.vision.pipeline", "Image classification: digits, MNIST, image folders, tfds."),
     "speech": ("pipelines.speech.pipeline", "Spoken-word classification from WAV files: log-mel CNN, LSTM, Transformer, raw-waveform CNN."),
-    "fraud": ("pipelines.fraud.pipeline", "Card-fraud detection on transaction tables: simulator or CSV, time-based split, MLP, logistic, autoencoder."),
+    "fraud": ("pipelines.fraud.pipeline", "Card-fraud detection on transaction tables: simulator or CSV, time-based split, MLP, logistic, autoencoder, LSTM over card histories."),
     "nlp": ("pipelines.nlp.pipeline", "Text classification from TSV/CSV, folders of .txt files or tfds: n-gram MLP, CNN, BiLSTM, Transformer."),
 }
