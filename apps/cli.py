@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from pipelines.core.errors import UserError
-from pipelines.domains import DOMAINS
+from pipelines.domains import DOMAINS, SAMPLING
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -120,12 +120,13 @@ def train_command(domain: str) -> click.Command:
 
 
 def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float, predict_usage: str) -> str:
+    uses = "sample" if domain in SAMPLING else "predict"
     return (
         f"\nTrained {domain} model for {epochs} epochs in {seconds:.0f} s; run directory {root}\n"
         f"Test split: {headline}\n"
         f"Next: tensorboard --logdir {root.parent.parent}\n"
         f"      dlapps {domain} evaluate {root}\n"
-        f"      dlapps {domain} predict {root} {predict_usage}\n"
+        f"      dlapps {domain} {uses} {root} {predict_usage}\n"
         f"      dlapps {domain} export {root} --format saved_model"
     )
 
@@ -166,6 +167,29 @@ def predict_command(domain: str) -> click.Command:
     return predict
 
 
+def sample_command(domain: str) -> click.Command:
+    @click.command("sample")
+    @run_argument
+    @click.option("--count", default=64, show_default=True, help="Images to make.")
+    @click.option("--seed", default=0, show_default=True, help="First seed: image i comes from seed + i (same seed, same image).")
+    @click.option("--label", type=int, help="Class index, for a class-conditional model.")
+    @click.option("--out", type=click.Path(path_type=Path), help="Grid PNG (default: RUN/samples/sample.png).")
+    @click.option("--out-dir", type=click.Path(path_type=Path), help="Also one PNG per image here.")
+    @verbose_option
+    @reports_user_errors
+    def sample(run_dir, count, seed, label, out, out_dir, verbose):
+        """Make images with a run's generator: a grid PNG, and one PNG per image with --out-dir."""
+        pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
+        images = pipeline.sample(model, run.info(), count, seed, label)
+        out = out or run.samples / "sample.png"
+        written = [pipeline.write_grid(images, out)]
+        if out_dir:
+            written.append(pipeline.write_images(images, out_dir, seed))
+        click.echo("\n".join(str(path) for path in written))
+
+    return sample
+
+
 def export_command(domain: str) -> click.Command:
     @click.command("export")
     @run_argument
@@ -188,7 +212,8 @@ def export_command(domain: str) -> click.Command:
 
 def domain_group(domain: str, description: str) -> click.Group:
     group = click.Group(domain, help=description)
-    for make in (train_command, evaluate_command, predict_command, export_command):
+    uses = sample_command if domain in SAMPLING else predict_command  # generative models make, not label
+    for make in (train_command, evaluate_command, uses, export_command):
         group.add_command(make(domain))
     return group
 

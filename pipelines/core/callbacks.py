@@ -155,9 +155,12 @@ def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:
     writer.close()
 
 
+LOWER_IS_BETTER = ("loss", "error", "distance", "frechet")
+
+
 def monitor_mode(monitor: str) -> str:
-    """Losses are minimised, every other monitored value (accuracy, PR-AUC) maximised."""
-    return "min" if monitor.endswith("loss") else "max"
+    """Losses and distances are minimised, every other monitored value (accuracy, PR-AUC) maximised."""
+    return "min" if monitor.endswith(LOWER_IS_BETTER) else "max"
 
 
 class RunProgress(keras.callbacks.Callback):

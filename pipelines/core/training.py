@@ -120,7 +120,9 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
             class_weight=data.class_weight,
             epochs=config.train.epochs,
             steps_per_epoch=config.train.steps_per_epoch,
-            callbacks=[*shared_callbacks.standard_callbacks(run, config.train), *pipeline.extra_callbacks(config, data, run),
+            # The domain's callbacks first: a value they add to the epoch's logs (a generative model's sample
+            # quality) reaches TensorBoard, early stopping and best.keras in the same epoch.
+            callbacks=[*pipeline.extra_callbacks(config, data, run), *shared_callbacks.standard_callbacks(run, config.train),
                        *callbacks],
             verbose=1 if sys.stdout.isatty() else 2,
         )

@@ -37,6 +37,7 @@ class RawImages:
     class_names: list[str]
     image_shape: tuple[int, int, int]  # the source's native (h, w, c); folders: the most common
     name: str
+    sizes_vary: bool = False  # folders: images of more than one size (fitted to image_shape unless told otherwise)
 
 
 # --- stages (pure tensor -> tensor; used in tf.data and in the exported graph) ------------
@@ -137,7 +138,8 @@ def folder_source(config: Any) -> RawImages:
         for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
-    return RawImages(splits, sizes, class_names, (h, w, channels), f"image folder {root}")
+    return RawImages(splits, sizes, class_names, (h, w, channels), f"image folder {root}",
+                     sizes_vary=len({s[:2] for s in shapes}) > 1)
 
 
 @SOURCES.register("tfds")

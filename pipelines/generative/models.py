@@ -1,0 +1,222 @@
+"""Generative models: a DCGAN (optionally class-conditional) and a convolutional VAE.
+
+Each is a ``keras.Model`` with its own ``train_step``, trained by the shared driver's ``fit``.
+Called on a latent batch (and labels, when conditional) every model returns images in [-1, 1],
+so sampling, evaluation and the exported graph treat them alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from pipelines.core.registry import Registry
+
+MODELS = Registry("generative model")
+
+
+@dataclasses.dataclass
+class Shape:
+    """What a builder needs to know about the data."""
+
+    image: tuple[int, int, int]  # (h, w, c), h and w multiples of 4
+    classes: int
+
+
+def upsampling_generator(config, shape: Shape, conditional: bool, name: str = "generator") -> keras.Model:
+    """latent (+ label) -> image in [-1, 1]: a dense layer to a quarter-size map, two stride-2 transposed convolutions."""
+    h, w, c = shape.image
+    latent = keras.Input((config.latent_dim,), name="latent")
+    inputs, x = [latent], latent
+    if conditional:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        x = layers.Concatenate()([x, layers.Embedding(shape.classes, config.latent_dim)(label)])
+    x = layers.Dense((h // 4) * (w // 4) * config.width * 2, use_bias=False)(x)
+    x = layers.LeakyReLU(0.2)(layers.BatchNormalization()(x))
+    x = layers.Reshape((h // 4, w // 4, config.width * 2))(x)
+    for filters in (config.width * 2, config.width):
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+        x = layers.LeakyReLU(0.2)(layers.BatchNormalization()(x))
+    images = layers.Conv2D(c, 5, padding="same", activation="tanh", dtype="float32", name="images")(x)
+    return keras.Model(inputs, images, name=name)
+
+
+def downsampling_discriminator(config, shape: Shape, conditional: bool) -> keras.Model:
+    """image (+ label) -> one logit (real vs generated): two stride-2 convolutions, dropout, a dense layer."""
+    h, w, c = shape.image
+    image = keras.Input(shape.image, name="image")
+    inputs, x = [image], image
+    if conditional:  # the label as one more image channel
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        plane = layers.Reshape((h, w, 1))(layers.Embedding(shape.classes, h * w)(label))
+        x = layers.Concatenate()([x, plane])
+    for filters in (config.width, config.width * 2):
+        conv = layers.Conv2D(filters, 4, strides=2, padding="same")
+        x = layers.LeakyReLU(0.2)(layers.SpectralNormalization(conv)(x) if config.spectral_norm else conv(x))
+    x = layers.Dropout(0.3)(layers.Flatten()(x))
+    return keras.Model(inputs, layers.Dense(1, dtype="float32")(x), name="discriminator")
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class GAN(keras.Model):
+    """Generator and discriminator trained in turn, each by its own optimizer (compile's ``optimizer`` is the
+    generator's, ``discriminator_optimizer`` the discriminator's)."""
+
+    def __init__(self, generator, discriminator, latent_dim: int, conditional: bool = False,
+                 label_smoothing: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator, self.discriminator = generator, discriminator
+        self.latent_dim, self.conditional, self.label_smoothing = latent_dim, conditional, label_smoothing
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.built = True  # its two networks are built functional models
+
+    def compile(self, optimizer, discriminator_optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        self.discriminator_optimizer = discriminator_optimizer
+        # Built now, so --resume can restore both optimizers' state before the first step.
+        self.optimizer.build(self.generator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def _conditioned(self, x, labels):
+        return [x, labels] if self.conditional else x
+
+    def losses_of(self, images, labels, training: bool):
+        batch = tf.shape(images)[0]
+        latent = tf.random.normal((batch, self.latent_dim))
+        fake = self.generator(self._conditioned(latent, labels), training=training)
+        real_logits = self.discriminator(self._conditioned(images, labels), training=training)
+        fake_logits = self.discriminator(self._conditioned(fake, labels), training=training)
+        # One-sided label smoothing: real images are labelled 1 - smoothing, so the discriminator stays unsure.
+        d_loss = (self.bce(tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing), real_logits)
+                  + self.bce(tf.zeros_like(fake_logits), fake_logits))
+        g_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
+        return d_loss, g_loss
+
+    def train_step(self, data):
+        images, labels = data
+        with tf.GradientTape() as d_tape:
+            d_loss, _ = self.losses_of(images, labels, training=True)
+        d_vars = self.discriminator.trainable_variables
+        self.discriminator_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        with tf.GradientTape() as g_tape:
+            _, g_loss = self.losses_of(images, labels, training=True)
+        g_vars = self.generator.trainable_variables
+        self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        return self.track(d_loss, g_loss)
+
+    def test_step(self, data):
+        return self.track(*self.losses_of(*data, training=False))
+
+    def track(self, d_loss, g_loss):
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator), "latent_dim": self.latent_dim,
+                "conditional": self.conditional, "label_smoothing": self.label_smoothing}
+
+    @classmethod
+    def from_config(cls, config):
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+
+@MODELS.register("dcgan")
+def build_dcgan(config, shape: Shape) -> keras.Model:
+    """DCGAN: transposed-convolution generator, convolutional discriminator, two optimizers (default)."""
+    return GAN(upsampling_generator(config, shape, False), downsampling_discriminator(config, shape, False),
+               config.latent_dim, False, config.label_smoothing, name="dcgan")
+
+
+@MODELS.register("cgan")
+def build_cgan(config, shape: Shape) -> keras.Model:
+    """Class-conditional DCGAN: both networks see the label (sample --label 7)."""
+    return GAN(upsampling_generator(config, shape, True), downsampling_discriminator(config, shape, True),
+               config.latent_dim, True, config.label_smoothing, name="cgan")
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class VAE(keras.Model):
+    """Variational autoencoder: the encoder gives a Gaussian per image, the decoder an image per latent point.
+    Loss: per-pixel cross-entropy of the reconstruction (images scaled to [0, 1]) + kl_weight * KL to N(0, I)."""
+
+    def __init__(self, encoder, decoder, latent_dim: int, kl_weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder = encoder, decoder
+        self.latent_dim, self.kl_weight = latent_dim, kl_weight
+        self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", "reconstruction_loss", "kl_loss")]
+        self.built = True
+
+    @property
+    def metrics(self):
+        return self.trackers
+
+    def call(self, latent, training=False):
+        return self.decoder(latent, training=training)
+
+    def losses_of(self, images, training: bool):
+        mean, log_variance = self.encoder(images, training=training)
+        latent = mean + tf.exp(0.5 * log_variance) * tf.random.normal(tf.shape(mean))
+        reconstruction = self.decoder(latent, training=training)
+        targets, predicted = (images + 1) / 2, tf.clip_by_value((reconstruction + 1) / 2, 1e-6, 1 - 1e-6)
+        pixels = -(targets * tf.math.log(predicted) + (1 - targets) * tf.math.log(1 - predicted))
+        reconstruction_loss = tf.reduce_mean(tf.reduce_sum(pixels, axis=[1, 2, 3]))
+        kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + log_variance - mean ** 2 - tf.exp(log_variance), axis=1))
+        return reconstruction_loss + self.kl_weight * kl, reconstruction_loss, kl
+
+    def train_step(self, data):
+        images, _ = data
+        with tf.GradientTape() as tape:
+            losses = self.losses_of(images, training=True)
+        self.optimizer.apply_gradients(zip(tape.gradient(losses[0], self.trainable_variables), self.trainable_variables))
+        return self.track(losses)
+
+    def test_step(self, data):
+        return self.track(self.losses_of(data[0], training=False))
+
+    def track(self, losses):
+        for tracker, value in zip(self.trackers, losses):
+            tracker.update_state(value)
+        return {t.name: t.result() for t in self.trackers}
+
+    def get_config(self):
+        return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder), "latent_dim": self.latent_dim,
+                "kl_weight": self.kl_weight}
+
+    @classmethod
+    def from_config(cls, config):
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
+
+
+@MODELS.register("vae")
+def build_vae(config, shape: Shape) -> keras.Model:
+    """Convolutional variational autoencoder (the decoder samples; the encoder is used in training only)."""
+    image = keras.Input(shape.image, name="image")
+    x = image
+    for filters in (config.width, config.width * 2):
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Dense(config.width * 2, activation="relu")(layers.Flatten()(x))
+    encoder = keras.Model(image, [layers.Dense(config.latent_dim, name="mean")(x),
+                                  layers.Dense(config.latent_dim, name="log_variance")(x)], name="encoder")
+    decoder = upsampling_generator(config, shape, False, name="decoder")
+    return VAE(encoder, decoder, config.latent_dim, config.kl_weight, name="vae")
