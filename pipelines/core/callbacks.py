@@ -15,6 +15,7 @@ test evaluation; the HParams session (config -> metrics) goes to ``logs/``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -204,6 +205,21 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.run.write_info(early_stopping={"wait": self.wait, "best": best})
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after the batch that uses up ``minutes`` of wall-clock time (the epoch then ends as usual)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.started >= self.seconds:
+            self.model.stop_training = True
+
+
 def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
     """TensorBoard scalars, resume state, best model, and early stopping when asked."""
     monitor = train_config.monitor
@@ -217,6 +233,8 @@ def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
                                         initial_value_threshold=run.info().get(f"best_{monitor}")),
         RunProgress(run, monitor),
     ]
+    if train_config.max_minutes > 0:
+        callbacks.append(TimeLimit(train_config.max_minutes))
     if train_config.early_stopping_patience > 0:
         callbacks.append(
             ResumableEarlyStopping(run, monitor=monitor, mode=mode, patience=train_config.early_stopping_patience,

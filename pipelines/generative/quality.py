@@ -26,8 +26,7 @@ def build_classifier(image_shape: tuple, classes: int) -> keras.Model:
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D()(x) if min(x.shape[1:3]) >= 4 else x
-    x = layers.GlobalAveragePooling2D()(x)
-    features = layers.Dense(128, activation="relu", name="features")(x)
+    features = layers.Dense(128, activation="relu", name="features")(layers.Flatten()(x))
     probabilities = layers.Dense(classes, activation="softmax")(layers.Dropout(0.3)(features))
     return keras.Model(image, probabilities, name="quality_classifier")
 
