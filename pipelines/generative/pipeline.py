@@ -68,8 +68,6 @@ class GenerativeConfig:
 @dataclasses.dataclass
 class GenerativeData(Data):
     images: dict = dataclasses.field(default_factory=dict)  # split -> real images in [-1, 1] (quality reference)
-    labels: dict = dataclasses.field(default_factory=dict)  # split -> their labels
-    for_classifier: dict = dataclasses.field(default_factory=dict)  # split -> batches for the quality classifier
 
 
 def latents_from_seeds(seeds: tf.Tensor, dim: int) -> tf.Tensor:
@@ -109,11 +107,9 @@ class GenerativePipeline(Pipeline):
 
         splits = {name: batched(ds, batch_size=config.train.batch_size, training=name == "train", seed=config.train.seed,
                                 preprocess=scaled, cache=config.data.cache) for name, ds in raw.splits.items()}
-        held_out = {name: list(splits[name].unbatch().as_numpy_iterator()) for name in ("validation", "test")}
-        return GenerativeData(
-            splits["train"], splits["validation"], splits["test"], raw.class_names, (height, width, channels), raw.sizes,
-            raw.name, images={n: np.stack([x for x, _ in rows]) for n, rows in held_out.items()},
-            labels={n: np.array([y for _, y in rows]) for n, rows in held_out.items()}, for_classifier=splits)
+        held_out = {name: np.concatenate([x for x, _ in splits[name].as_numpy_iterator()]) for name in ("validation", "test")}
+        return GenerativeData(splits["train"], splits["validation"], splits["test"], raw.class_names,
+                              (height, width, channels), raw.sizes, raw.name, images=held_out)
 
     def build_model(self, config: GenerativeConfig, data: GenerativeData) -> keras.Model:
         return self.models.get(config.model.name)(config.model, Shape(data.input_shape, len(data.class_names)))
@@ -132,7 +128,7 @@ class GenerativePipeline(Pipeline):
         if path.exists():
             return keras.models.load_model(path)
         epochs = min(30, max(1, -(-config.eval.classifier_steps * config.train.batch_size // data.sizes["train"])))
-        classifier, accuracy = quality.train_classifier(data.for_classifier["train"], data.for_classifier["test"],
+        classifier, accuracy = quality.train_classifier(data.train, data.test,
                                                         data.input_shape, len(data.class_names), epochs)
         classifier.save(path)
         run.write_info(quality_classifier_accuracy=round(accuracy, 4))
