@@ -62,6 +62,15 @@ def downsampling_discriminator(config, shape: Shape, conditional: bool) -> keras
     return keras.Model(inputs, layers.Dense(1, dtype="float32")(x), name="discriminator")
 
 
+def with_networks(config: dict, model: keras.Model) -> dict:
+    """A two-network model's config: its own settings plus each network (model.NETWORKS) serialised."""
+    return {**config, **{name: keras.saving.serialize_keras_object(getattr(model, name)) for name in model.NETWORKS}}
+
+
+def networks_from(config: dict, names: tuple) -> dict:
+    return {**config, **{name: keras.saving.deserialize_keras_object(config[name]) for name in names}}
+
+
 @keras.saving.register_keras_serializable(package="dlapps")
 class GAN(keras.Model):
     """Generator and discriminator trained in turn, each by its own optimizer (compile's ``optimizer`` is the
@@ -126,28 +135,27 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}
 
+    NETWORKS = ("generator", "discriminator")
+
     def get_config(self):
-        return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator), "latent_dim": self.latent_dim,
-                "conditional": self.conditional, "label_smoothing": self.label_smoothing}
+        return with_networks({**super().get_config(), "latent_dim": self.latent_dim, "conditional": self.conditional,
+                              "label_smoothing": self.label_smoothing}, self)
 
     @classmethod
     def from_config(cls, config):
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
-        return cls(**config)
+        return cls(**networks_from(config, cls.NETWORKS))
 
 
 @MODELS.register("dcgan")
 def build_dcgan(config, shape: Shape) -> keras.Model:
-    """DCGAN: transposed-convolution generator, convolutional discriminator, two optimizers (default)."""
+    """DCGAN: transposed-convolution generator, convolutional discriminator, two optimizers."""
     return GAN(upsampling_generator(config, shape, False), downsampling_discriminator(config, shape, False),
                config.latent_dim, False, config.label_smoothing, name="dcgan")
 
 
 @MODELS.register("cgan")
 def build_cgan(config, shape: Shape) -> keras.Model:
-    """Class-conditional DCGAN: both networks see the label (sample --label 7)."""
+    """Class-conditional DCGAN: both networks see the label (sample --label 7; the default)."""
     return GAN(upsampling_generator(config, shape, True), downsampling_discriminator(config, shape, True),
                config.latent_dim, True, config.label_smoothing, name="cgan")
 
@@ -196,16 +204,14 @@ class VAE(keras.Model):
             tracker.update_state(value)
         return {t.name: t.result() for t in self.trackers}
 
+    NETWORKS = ("encoder", "decoder")
+
     def get_config(self):
-        return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder), "latent_dim": self.latent_dim,
-                "kl_weight": self.kl_weight}
+        return with_networks({**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight}, self)
 
     @classmethod
     def from_config(cls, config):
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+        return cls(**networks_from(config, cls.NETWORKS))
 
 
 @MODELS.register("vae")
