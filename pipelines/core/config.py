@@ -30,6 +30,7 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adamw"  # adam | adamw | sgd
     learning_rate: float = 3e-3
+    beta_1: float = 0.9  # adam/adamw: decay of the gradient's running mean (GANs train with 0.5)
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # constant | cosine (with linear warm-up)
     warmup_epochs: float = 0.0

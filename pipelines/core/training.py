@@ -57,8 +57,8 @@ def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> keras.opt
     else:
         raise UserError(f"unknown train.schedule '{train_config.schedule}'; choose constant or cosine")
     optimizers = {
-        "adam": lambda: keras.optimizers.Adam(rate),
-        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=train_config.weight_decay),
+        "adam": lambda: keras.optimizers.Adam(rate, beta_1=train_config.beta_1),
+        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=train_config.weight_decay, beta_1=train_config.beta_1),
         "sgd": lambda: keras.optimizers.SGD(rate, momentum=0.9, nesterov=True),
     }
     if train_config.optimizer not in optimizers:

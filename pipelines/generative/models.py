@@ -59,7 +59,10 @@ def downsampling_discriminator(config, shape: Shape, conditional: bool) -> keras
         conv = layers.Conv2D(filters, 4, strides=2, padding="same")
         x = layers.LeakyReLU(0.2)(layers.SpectralNormalization(conv)(x) if config.spectral_norm else conv(x))
     x = layers.Dropout(0.3)(layers.Flatten()(x))
-    return keras.Model(inputs, layers.Dense(1, dtype="float32")(x), name="discriminator")
+    outputs = layers.Dense(1, dtype="float32", name="real")(x)
+    if conditional and config.class_loss_weight:  # AC-GAN's second head: which class the image shows
+        outputs = [outputs, layers.Dense(shape.classes, dtype="float32", name="classes")(x)]
+    return keras.Model(inputs, outputs, name="discriminator")
 
 
 def with_networks(config: dict, model: keras.Model) -> dict:
@@ -77,13 +80,15 @@ class GAN(keras.Model):
     generator's, ``discriminator_optimizer`` the discriminator's)."""
 
     def __init__(self, generator, discriminator, latent_dim: int, conditional: bool = False,
-                 label_smoothing: float = 0.0, **kwargs):
+                 label_smoothing: float = 0.0, class_loss_weight: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.latent_dim, self.conditional, self.label_smoothing = latent_dim, conditional, label_smoothing
+        self.class_loss_weight = class_loss_weight
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.class_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.built = True  # its two networks are built functional models
 
     def compile(self, optimizer, discriminator_optimizer, **kwargs):
@@ -109,10 +114,16 @@ class GAN(keras.Model):
         fake = self.generator(self._conditioned(latent, labels), training=training)
         real_logits = self.discriminator(self._conditioned(images, labels), training=training)
         fake_logits = self.discriminator(self._conditioned(fake, labels), training=training)
+        if self.class_loss_weight:  # AC-GAN: the discriminator learns the classes of real images, the generator
+            real_logits, real_classes = real_logits  # is rewarded when its images show the class it was asked for
+            fake_logits, fake_classes = fake_logits
         # One-sided label smoothing: real images are labelled 1 - smoothing, so the discriminator stays unsure.
         d_loss = (self.bce(tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing), real_logits)
                   + self.bce(tf.zeros_like(fake_logits), fake_logits))
         g_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
+        if self.class_loss_weight:
+            d_loss += self.class_loss_weight * self.class_loss(labels, real_classes)
+            g_loss += self.class_loss_weight * self.class_loss(labels, fake_classes)
         return d_loss, g_loss
 
     def train_step(self, data):
@@ -139,7 +150,7 @@ class GAN(keras.Model):
 
     def get_config(self):
         return with_networks({**super().get_config(), "latent_dim": self.latent_dim, "conditional": self.conditional,
-                              "label_smoothing": self.label_smoothing}, self)
+                              "label_smoothing": self.label_smoothing, "class_loss_weight": self.class_loss_weight}, self)
 
     @classmethod
     def from_config(cls, config):
@@ -157,7 +168,7 @@ def build_dcgan(config, shape: Shape) -> keras.Model:
 def build_cgan(config, shape: Shape) -> keras.Model:
     """Class-conditional DCGAN: both networks see the label (sample --label 7; the default)."""
     return GAN(upsampling_generator(config, shape, True), downsampling_discriminator(config, shape, True),
-               config.latent_dim, True, config.label_smoothing, name="cgan")
+               config.latent_dim, True, config.label_smoothing, config.class_loss_weight, name="cgan")
 
 
 @keras.saving.register_keras_serializable(package="dlapps")

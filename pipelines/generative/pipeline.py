@@ -43,6 +43,7 @@ class GenerativeModelConfig:
     label_smoothing: float = 0.1  # GANs: real images labelled 1 - this for the discriminator
     spectral_norm: bool = False  # GANs: spectral normalisation of the discriminator's convolutions
     discriminator_learning_rate: float = 2e-4  # GANs (train.learning_rate is the generator's, and the VAE's)
+    class_loss_weight: float = 0.0  # cgan: > 0 adds AC-GAN's class head to the discriminator, weighted by this
     kl_weight: float = 1.0  # VAE
 
 
@@ -117,7 +118,8 @@ class GenerativePipeline(Pipeline):
     def compile_args(self, config: GenerativeConfig, data: GenerativeData) -> dict:
         if config.model.name == "vae":
             return {}
-        return {"discriminator_optimizer": keras.optimizers.Adam(config.model.discriminator_learning_rate)}
+        return {"discriminator_optimizer": keras.optimizers.Adam(config.model.discriminator_learning_rate,
+                                                                 beta_1=config.train.beta_1)}
 
     def extra_callbacks(self, config: GenerativeConfig, data: GenerativeData, run: RunDir) -> list:
         return [SampleProgress(self, config, data, run)]
