@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from pipelines.core.errors import UserError
-from pipelines.domains import DOMAINS, SAMPLING
+from pipelines.domains import DOMAINS, SAMPLING, TASKS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -38,16 +38,33 @@ def reports_user_errors(command):
     return wrapper
 
 
-def load_pipeline(domain: str, verbose: bool):
+def load_pipeline(domain: str, verbose: bool, task: str | None = None):
+    """The domain's pipeline (of ``task``, in a domain of several tasks; None: the default task)."""
     from apps.quiet import start_tensorflow
 
+    if task is not None and task not in TASKS.get(domain, ()):
+        known = ", ".join(TASKS.get(domain, ())) or "none: it has one task"
+        raise UserError(f"{domain} has no task '{task}'; tasks: {known}")
     start_tensorflow(verbose, DOMAINS[domain][0])
-    return importlib.import_module(DOMAINS[domain][0]).PIPELINE
+    module = importlib.import_module(DOMAINS[domain][0])
+    return module.TASKS[task] if task else module.PIPELINE
+
+
+def task_in_config(path: Path | None) -> str | None:
+    """The ``task`` a config file (a run's config.yaml) names, if any; the file's own errors surface later."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    task = loaded.get("task") if isinstance(loaded, dict) else None
+    return task if isinstance(task, str) else None
 
 
 def open_trained_run(domain: str, run_dir: Path, verbose: bool):
     """The pipeline, run directory, its config and trained model that evaluate/predict/export start from."""
-    pipeline = load_pipeline(domain, verbose)
+    pipeline = load_pipeline(domain, verbose, task_in_config(run_dir / "config.yaml"))
     from pipelines.core import config as cfg
     from pipelines.core.rundir import RunDir
 
@@ -80,9 +97,13 @@ def train_command(domain: str) -> click.Command:
     @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue an interrupted run from its last epoch.")
     @verbose_option
     @reports_user_errors
-    def train(data, config_path, overrides, name, runs_dir, resume_dir, verbose):
+    def train(data, config_path, overrides, name, runs_dir, resume_dir, verbose, task=None):
         """Train a model; logs, checkpoints, metrics and the model go to a new run directory."""
-        pipeline = load_pipeline(domain, verbose)  # before any module that imports TensorFlow
+        config_file = resume_dir / "config.yaml" if resume_dir else config_path
+        if task and resume_dir:
+            raise UserError("--resume continues a run with its own task; drop --task")
+        # before any module that imports TensorFlow
+        pipeline = load_pipeline(domain, verbose, task or task_in_config(config_file))
         from pipelines.core import config as cfg
         from pipelines.core import training
         from pipelines.core.rundir import RunDir
@@ -116,6 +137,8 @@ def train_command(domain: str) -> click.Command:
         click.echo(summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started,
                            pipeline.predict_usage))
 
+    if domain in TASKS:
+        train = click.option("--task", help=f"What to train: {' | '.join(TASKS[domain])} (default {TASKS[domain][0]}).")(train)
     return train
 
 
@@ -234,12 +257,13 @@ def main():
 def list_command(verbose):
     """Domains, their data sources and models, with one-line descriptions."""
     for domain, (_, description) in DOMAINS.items():
-        pipeline = load_pipeline(domain, verbose)
         click.echo(f"{domain}: {description}")
-        for title, registry in (("data sources", pipeline.sources), ("models", pipeline.models)):
-            click.echo(f"  {title}:")
-            for name, doc in registry.describe().items():
-                click.echo(f"    {name:<20} {doc}")
+        for task in TASKS.get(domain, (None,)):
+            pipeline = load_pipeline(domain, verbose, task)
+            for title, registry in (("data sources", pipeline.sources), ("models", pipeline.models)):
+                click.echo(f"  {title}{f' (--task {task})' if task else ''}:")
+                for name, doc in registry.describe().items():
+                    click.echo(f"    {name:<20} {doc}")
 
 
 for _domain, (_module, _description) in DOMAINS.items():

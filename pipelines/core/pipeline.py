@@ -64,6 +64,7 @@ class Pipeline:
     """A domain: config, data, model, metrics and serving. Subclasses fill the class attributes."""
 
     domain: str
+    task: Optional[str] = None  # in a domain of several tasks (pipelines/domains.py TASKS): which one this is
     config_class: type
     sources: Registry
     models: Registry

@@ -1,4 +1,5 @@
-"""The NLP domain: text classification from TSV/CSV files, folders of .txt files or tfds.
+"""The NLP domain: text classification from TSV/CSV files, folders of .txt files or tfds (the
+``translate`` task lives in ``translation.py``).
 
 The model takes raw strings: its TextVectorization layers (adapted on the training split)
 run inside it, in training, evaluation, ``predict`` and the exported SavedModel alike.
@@ -24,7 +25,7 @@ from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.nlp import data as text_data
 from pipelines.nlp import models as text_models
-from pipelines.nlp import projector
+from pipelines.nlp import projector, translation
 
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
 TOKENS = ("word", "character")
@@ -76,6 +77,7 @@ class NlpModelConfig:
 
 @dataclasses.dataclass
 class NlpConfig:
+    task: str = "classify"
     data: NlpDataConfig = dataclasses.field(default_factory=NlpDataConfig)
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
     model: NlpModelConfig = dataclasses.field(default_factory=NlpModelConfig)
@@ -120,6 +122,7 @@ def keras_standardize(setting: str, key: str) -> Optional[str]:
 
 class NlpPipeline(ClassificationPipeline):
     domain = "nlp"
+    task = "classify"
     config_class = NlpConfig
     sources = text_data.SOURCES
     models = text_models.MODELS
@@ -130,6 +133,8 @@ class NlpPipeline(ClassificationPipeline):
 
     def check_settings(self, config: NlpConfig) -> None:
         """Settings that are wrong whatever the data: reported before the data is read."""
+        if config.task != self.task:
+            raise UserError(f"this is a {self.task} config; choose the task with --task, not task={config.task}")
         self.check_decision(config)
         t = config.text
         keras_standardize(t.standardize, "standardize")
@@ -249,3 +254,4 @@ class NlpPipeline(ClassificationPipeline):
 
 
 PIPELINE = NlpPipeline()
+TASKS = {"classify": PIPELINE, "translate": translation.PIPELINE}
