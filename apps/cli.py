@@ -102,6 +102,8 @@ def train_command(domain: str) -> click.Command:
         config_file = resume_dir / "config.yaml" if resume_dir else config_path
         if task and resume_dir:
             raise UserError("--resume continues a run with its own task; drop --task")
+        if task and task_in_config(config_path) not in (None, task):
+            raise UserError(f"--task {task}, but {config_path} is a {task_in_config(config_path)} config; drop one of them")
         # before any module that imports TensorFlow
         pipeline = load_pipeline(domain, verbose, task or task_in_config(config_file))
         from pipelines.core import config as cfg
@@ -179,7 +181,8 @@ def predict_command(domain: str) -> click.Command:
     @verbose_option
     @reports_user_errors
     def predict(run_dir, inputs, verbose):
-        """Classify inputs (files; texts for nlp) with a run's model: one line each (input, class, probability).
+        """Classify inputs (files; texts for nlp) with a run's model: one line each (input, class, probability);
+        a translation run prints each text and its translation.
 
         Put -- before inputs that start with a dash: predict RUN -- "-50% today only".
         """

@@ -135,7 +135,8 @@ class GAN(keras.Model):
         with tf.GradientTape() as g_tape:
             _, g_loss = self.losses_of(images, labels, training=True)
         g_vars = self.generator.trainable_variables
-        self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        # scale_loss: under mixed precision compile's loss-scaling optimizer unscales what it scaled here.
+        self.optimizer.apply_gradients(zip(g_tape.gradient(self.optimizer.scale_loss(g_loss), g_vars), g_vars))
         return self.track(d_loss, g_loss)
 
     def test_step(self, data):
@@ -204,7 +205,8 @@ class VAE(keras.Model):
         images, _ = data
         with tf.GradientTape() as tape:
             losses = self.losses_of(images, training=True)
-        self.optimizer.apply_gradients(zip(tape.gradient(losses[0], self.trainable_variables), self.trainable_variables))
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(self.optimizer.scale_loss(losses[0]), variables), variables))
         return self.track(losses)
 
     def test_step(self, data):

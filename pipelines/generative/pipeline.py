@@ -214,16 +214,21 @@ class GenerativePipeline(Pipeline):
     def serving_endpoints(self, model: keras.Model, info: dict, config: GenerativeConfig) -> Endpoints:
         dim = model_latent_dim(model)
         conditional = is_conditional(model)
-        label_spec = [tf.TensorSpec([None], tf.int64, name="label")] if conditional else []
+        # Any shape: one seed (or label) [] or a batch [batch]; one label applies to every seed or latent.
+        label_spec = [tf.TensorSpec(None, tf.int64, name="label")] if conditional else []
 
         def from_latent(latent, *label):
-            inputs = [latent, tf.cast(label[0], tf.int32)] if conditional else latent
+            if conditional:
+                labels = tf.broadcast_to(tf.reshape(label[0], [-1]), tf.shape(latent)[:1])
+                inputs = [latent, tf.cast(labels, tf.int32)]
+            else:
+                inputs = latent
             return {"images": to_uint8(model(inputs, training=False))}
 
         def from_seed(seed, *label):
-            return from_latent(latents_from_seeds(seed, dim), *label)
+            return from_latent(latents_from_seeds(tf.reshape(seed, [-1]), dim), *label)
 
-        return {"serving_default": (from_seed, [tf.TensorSpec([None], tf.int64, name="seed"), *label_spec]),
+        return {"serving_default": (from_seed, [tf.TensorSpec(None, tf.int64, name="seed"), *label_spec]),
                 "from_latent": (from_latent, [tf.TensorSpec([None, dim], tf.float32, name="latent"), *label_spec])}
 
 

@@ -4,7 +4,9 @@ A :class:`Translator` holds both vocabularies (StringLookup layers adapted on th
 pairs), an encoder (source ids -> memory) and a decoder (target prefix, memory, source ids ->
 next-token logits). It takes and gives raw strings: tokenisation, greedy decoding and beam
 search are TensorFlow ops, so checkpoints, ``predict`` and the exported SavedModel translate
-alike, with no Python between the client's text and the translation.
+alike, with no Python between the client's text and the translation. (One step stays outside:
+Unicode normalisation, which core TensorFlow has no op for; ``predict`` applies it, a
+SavedModel client sends normalised text.)
 
 Tokens are words, with punctuation split off as tokens of its own (``"Hello, world!"`` ->
 ``hello , world !``): on a corpus of a few thousand pairs a subword vocabulary buys little
@@ -29,8 +31,9 @@ MODELS = Registry("translation model")
 PAD, UNKNOWN, START, END = "", "[UNK]", "[start]", "[end]"
 START_ID, END_ID = 2, 3  # StringLookup: 0 padding, 1 unknown, then the vocabulary, which starts with START, END
 # Characters that are neither letters, digits, combining marks (Devanagari vowel signs) nor spaces are
-# tokens of their own; an apostrophe inside a word (it's, l'eau) stays in it.
-PUNCTUATION = r"([^\pL\pN\pM\s'])"
+# tokens of their own; an apostrophe (it's, l'eau, l’eau) stays in its word.
+PUNCTUATION = r"([^\pL\pN\pM\s\p{Z}'’])"
+SPACES = r"[\s\p{Z}]+"  # RE2's \s and tf.strings.split know ASCII spaces only: no-break spaces (French ' ?') too
 NO_SPACE_BEFORE = r" ([.,!?;:%)\]}»।॥])"
 NO_SPACE_AFTER = r"([(\[{«¿¡]) "
 
@@ -39,7 +42,8 @@ def words(texts: tf.Tensor, lowercase: bool) -> tf.RaggedTensor:
     """Strings [batch] -> their tokens, ragged [batch, None]."""
     if lowercase:
         texts = tf.strings.lower(texts, encoding="utf-8")
-    return tf.strings.split(tf.strings.regex_replace(texts, PUNCTUATION, r" \1 "))
+    texts = tf.strings.regex_replace(tf.strings.regex_replace(texts, PUNCTUATION, r" \1 "), SPACES, " ")
+    return tf.strings.split(texts)
 
 
 def detokenized(tokens: tf.Tensor) -> tf.Tensor:
@@ -55,7 +59,7 @@ def vocabulary_layer(tokens: list[str]) -> layers.StringLookup:
 
 
 def adapted_vocabulary(texts, lowercase: bool, max_tokens: int) -> layers.StringLookup:
-    """The ``max_tokens`` most frequent tokens of the training texts (ties: first seen), plus START and END."""
+    """The ``max_tokens`` most frequent tokens of the training texts (ties in a fixed order), plus START and END."""
     counter = layers.StringLookup(max_tokens=max_tokens - 2, mask_token=PAD, oov_token=UNKNOWN)
     counter.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(512).map(lambda t: words(t, lowercase)))
     return vocabulary_layer([t for t in counter.get_vocabulary()[2:] if t not in (START, END)])
@@ -129,7 +133,8 @@ class Translator(keras.Model):
         with tf.GradientTape() as tape:
             loss, accuracy, count = self.losses_of(sources, targets, training=True)
         variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        # scale_loss: under mixed precision the loss-scaling optimizer unscales what it scaled here.
+        self.optimizer.apply_gradients(zip(tape.gradient(self.optimizer.scale_loss(loss), variables), variables))
         return self.track(loss, accuracy, count)
 
     def test_step(self, data):

@@ -125,6 +125,9 @@ def split_pairs(sources: list[str], targets: list[str], config: TranslationDataC
     for what, fraction in (("test", config.test_fraction), ("validation", config.validation_fraction)):
         if not 0 < fraction < 0.5:
             raise UserError(f"data.{what}_fraction must be between 0 and 0.5, got {fraction}")
+    if n - max(1, round(n * config.test_fraction)) - max(1, round(n * config.validation_fraction)) < MIN_PAIRS // 2:
+        raise UserError(f"{name}: {n} pairs leave too few for training after the test and validation shares; "
+                        "add pairs or lower data.test_fraction / data.validation_fraction")
     if config.split not in ("random", "ordered"):
         raise UserError(f"data.split must be random or ordered, got '{config.split}'")
     order = np.arange(n) if config.split == "ordered" else np.random.default_rng(config.split_seed).permutation(n)
@@ -139,9 +142,9 @@ def split_pairs(sources: list[str], targets: list[str], config: TranslationDataC
 @SOURCES.register("pairs")
 def pairs_source(config: TranslationDataConfig) -> Pairs:
     """A TSV file of sentence pairs: source<TAB>target[<TAB>anything], columns configurable."""
-    path = Path(config.path)
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist; pass a TSV file of source<TAB>target lines, "
+    path = Path(config.path or "")
+    if not config.path or not path.is_file():
+        raise UserError(f"data file {config.path} does not exist; pass a TSV file of source<TAB>target lines, "
                         "or tfds:NAME for a TensorFlow Datasets translation dataset")
     if min(config.source_column, config.target_column) < 0 or config.source_column == config.target_column:
         raise UserError(f"data.source_column ({config.source_column}) and data.target_column ({config.target_column}) "
@@ -172,8 +175,10 @@ def tfds_source(config: TranslationDataConfig) -> Pairs:
     name = config.path or "ted_hrlr_translate/pt_to_en"
     builder = prepared_builder(name, config.tfds_data_dir)
     keys = builder.info.supervised_keys
-    if not keys or len(keys) != 2:
-        raise UserError(f"tfds dataset '{name}' has no (source, target) supervised keys; it is not a translation dataset")
+    features = builder.info.features
+    if not keys or len(keys) != 2 or any(getattr(features[k], "dtype", None) != tf.string for k in keys
+                                         if isinstance(k, str) and k in features):
+        raise UserError(f"tfds dataset '{name}' has no (source, target) text supervised keys; it is not a translation dataset")
     sources, targets = {}, {}
     for split, spec in split_slices(builder.info, config.validation_fraction, config.test_fraction).items():
         pairs = list(tfds.as_numpy(builder.as_dataset(split=spec, as_supervised=True)))
@@ -240,6 +245,9 @@ class TranslationPipeline(Pipeline):
                             f"({m.heads}) (lstm: an even number)")
         if config.eval.beam_size < 1:
             raise UserError(f"eval.beam_size must be >= 1 (1 = greedy), got {config.eval.beam_size}")
+        if config.train.monitor in ("val_bleu", "val_chrf") and config.eval.every_epochs != 1:
+            raise UserError(f"train.monitor={config.train.monitor} needs the validation translations every epoch "
+                            f"(eval.every_epochs=1, got {config.eval.every_epochs}); or set train.monitor=val_loss")
 
     def resolve_source(self, d: TranslationDataConfig) -> str:
         if d.source != "auto":
@@ -290,8 +298,9 @@ class TranslationPipeline(Pipeline):
         """A compiled function text [batch] -> translation [batch], traced once per model and decoding."""
         functions = self.compiled.setdefault(model, {})
         if (beam_size, length_penalty) not in functions:
+            held = weakref.ref(model)  # the cache must not keep its key alive
             functions[beam_size, length_penalty] = tf.function(
-                lambda texts: model.translate(texts, beam_size, length_penalty),
+                lambda texts: held().translate(texts, beam_size, length_penalty),
                 input_signature=[tf.TensorSpec([None], tf.string)])
         return functions[beam_size, length_penalty]
 

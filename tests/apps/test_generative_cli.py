@@ -69,6 +69,8 @@ def test_exported_model_makes_the_same_images_in_a_fresh_process(generative_run,
         out = model.signatures["serving_default"](seed=tf.constant([10, 11, 12, 13], tf.int64){label})["images"]
         latent = model.signatures["from_latent"](latent=tf.zeros([2, 8]){label.replace('0, 1, 2, 3', '0, 1')})["images"]
         assert out.dtype == tf.uint8 and latent.shape[0] == 2
+        one = model.signatures["serving_default"](seed=tf.constant(11, tf.int64){label.replace('[0, 1, 2, 3]', '1')})["images"]
+        assert one.shape[0] == 1 and one.numpy().tolist() == out[1:2].numpy().tolist()  # a scalar seed (and label)
         print(json.dumps(out.numpy().tolist()))
         print(any(m.split(".")[0] in ("pipelines", "apps") for m in sys.modules), file=sys.stderr)
     """)

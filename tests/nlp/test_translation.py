@@ -38,6 +38,11 @@ def test_words_split_punctuation_and_keep_devanagari_marks():
         ["hello", ",", "world", "!", "it's", "5pm", "."], ["वह", "घर", "गया", "।", "ठीक", "है", "?"], [], ["café", "ख़ुश"]]
 
 
+def test_no_break_spaces_separate_words_and_are_never_tokens():
+    tokens = seq2seq.words(tf.constant(["Bonjour\u00a0! Ça va\u202f? l’eau\u3000bleue"]), False)
+    assert [t.decode() for t in tokens.to_list()[0]] == ["Bonjour", "!", "Ça", "va", "?", "l’eau", "bleue"]
+
+
 def test_detokenized_puts_punctuation_back_against_its_word():
     tokens = tf.constant([["वह", "घर", "गया", "।", ""], ["hello", ",", "world", "!", ""], ["(", "so", ")", "", ""]])
     assert [t.decode() for t in seq2seq.detokenized(tokens).numpy()] == ["वह घर गया।", "hello, world!", "(so)"]
