@@ -44,3 +44,14 @@ def encoder_block(x, heads: int, dim: int, dropout: float, attention_mask=None):
     hidden = layers.Dense(dim * 2, activation="gelu")(layers.LayerNormalization()(x))
     hidden = layers.Dropout(dropout)(layers.Dense(dim)(hidden))
     return layers.Add()([x, hidden])
+
+
+def with_networks(config: dict, model: keras.Model) -> dict:
+    """The config of a model made of networks (a GAN's two, a translator's encoder and decoder): its own settings
+    plus each network named in ``model.NETWORKS``, serialised."""
+    return {**config, **{name: keras.saving.serialize_keras_object(getattr(model, name)) for name in model.NETWORKS}}
+
+
+def networks_from(config: dict, names: tuple) -> dict:
+    """``with_networks`` undone: the constructor's arguments, each named network deserialised."""
+    return {**config, **{name: keras.saving.deserialize_keras_object(config[name]) for name in names}}

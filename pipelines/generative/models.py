@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from pipelines.core.layers import networks_from, with_networks
 from pipelines.core.registry import Registry
 
 MODELS = Registry("generative model")
@@ -63,15 +64,6 @@ def downsampling_discriminator(config, shape: Shape, conditional: bool) -> keras
     if conditional and config.class_loss_weight:  # AC-GAN's second head: which class the image shows
         outputs = [outputs, layers.Dense(shape.classes, dtype="float32", name="classes")(x)]
     return keras.Model(inputs, outputs, name="discriminator")
-
-
-def with_networks(config: dict, model: keras.Model) -> dict:
-    """A two-network model's config: its own settings plus each network (model.NETWORKS) serialised."""
-    return {**config, **{name: keras.saving.serialize_keras_object(getattr(model, name)) for name in model.NETWORKS}}
-
-
-def networks_from(config: dict, names: tuple) -> dict:
-    return {**config, **{name: keras.saving.deserialize_keras_object(config[name]) for name in names}}
 
 
 @keras.saving.register_keras_serializable(package="dlapps")

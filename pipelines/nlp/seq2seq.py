@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from pipelines.core.layers import PositionEmbedding, encoder_block
+from pipelines.core.layers import PositionEmbedding, encoder_block, networks_from, with_networks
 from pipelines.core.registry import Registry
 from pipelines.nlp.models import TokensPresent
 
@@ -232,14 +232,13 @@ class Translator(keras.Model):
     # --- saving --------------------------------------------------------------------------------
 
     def get_config(self):
-        config = {**super().get_config(), "max_length": self.max_length, "lowercase_source": self.lowercase_source,
-                  "lowercase_target": self.lowercase_target, "label_smoothing": self.label_smoothing}
-        return {**config, **{name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self.NETWORKS}}
+        return with_networks({**super().get_config(), "max_length": self.max_length,
+                              "lowercase_source": self.lowercase_source, "lowercase_target": self.lowercase_target,
+                              "label_smoothing": self.label_smoothing}, self)
 
     @classmethod
     def from_config(cls, config):
-        networks = {name: keras.saving.deserialize_keras_object(config.pop(name)) for name in cls.NETWORKS}
-        return cls(**networks, **config)
+        return cls(**networks_from(config, cls.NETWORKS))
 
 
 @dataclasses.dataclass
