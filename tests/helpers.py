@@ -132,3 +132,16 @@ def messages(count: int, spam_share: float = 0.15, seed: int = 0) -> list[tuple[
         rows.append((label, " ".join(picked).capitalize() + rng.choice(["!", ".", "?!", ""])))
     order = rng.permutation(count)
     return [rows[i] for i in order]
+
+
+def trains_every_network(model, dataset) -> dict:
+    """Fit ``model`` (one made of ``model.NETWORKS``) one pass over ``dataset``; the last logs, after checking that
+    each network's weights moved and stayed finite (a step without gradients, or with float16 overflow, fails)."""
+    networks = [name for name in model.NETWORKS if getattr(model, name).trainable_variables]  # not vocabularies
+    before = {name: [v.numpy().copy() for v in getattr(model, name).trainable_variables] for name in networks}
+    logs = model.fit(dataset, epochs=1, verbose=0).history
+    for name in networks:
+        after = [v.numpy() for v in getattr(model, name).trainable_variables]
+        assert all(np.isfinite(a).all() for a in after), f"{name}: weights not finite"
+        assert any(not np.array_equal(b, a) for b, a in zip(before[name], after)), f"{name}: weights did not move"
+    return {key: values[-1] for key, values in logs.items()}

@@ -15,6 +15,7 @@ from keras import layers
 
 from pipelines.core.layers import networks_from, with_networks
 from pipelines.core.registry import Registry
+from pipelines.core.steps import descend
 
 MODELS = Registry("generative model")
 
@@ -85,6 +86,10 @@ class GAN(keras.Model):
 
     def compile(self, optimizer, discriminator_optimizer, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(
+                discriminator_optimizer, keras.optimizers.LossScaleOptimizer):
+            # As compile does for ``optimizer``: float16 gradients of an unscaled loss underflow to zero.
+            discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
         self.discriminator_optimizer = discriminator_optimizer
         # Built now, so --resume can restore both optimizers' state before the first step.
         self.optimizer.build(self.generator.trainable_variables)
@@ -120,15 +125,12 @@ class GAN(keras.Model):
 
     def train_step(self, data):
         images, labels = data
-        with tf.GradientTape() as d_tape:
-            d_loss, _ = self.losses_of(images, labels, training=True)
-        d_vars = self.discriminator.trainable_variables
-        self.discriminator_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        with tf.GradientTape() as g_tape:
-            _, g_loss = self.losses_of(images, labels, training=True)
-        g_vars = self.generator.trainable_variables
-        # scale_loss: under mixed precision compile's loss-scaling optimizer unscales what it scaled here.
-        self.optimizer.apply_gradients(zip(g_tape.gradient(self.optimizer.scale_loss(g_loss), g_vars), g_vars))
+
+        def losses():
+            return self.losses_of(images, labels, training=True)
+
+        d_loss, _ = descend(self.discriminator_optimizer, self.discriminator.trainable_variables, losses)
+        _, g_loss = descend(self.optimizer, self.generator.trainable_variables, losses, minimise=1)
         return self.track(d_loss, g_loss)
 
     def test_step(self, data):
@@ -195,11 +197,7 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         images, _ = data
-        with tf.GradientTape() as tape:
-            losses = self.losses_of(images, training=True)
-        variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(self.optimizer.scale_loss(losses[0]), variables), variables))
-        return self.track(losses)
+        return self.track(descend(self.optimizer, self.trainable_variables, lambda: self.losses_of(images, training=True)))
 
     def test_step(self, data):
         return self.track(self.losses_of(data[0], training=False))
@@ -227,7 +225,9 @@ def build_vae(config, shape: Shape) -> keras.Model:
     for filters in (config.width, config.width * 2):
         x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Dense(config.width * 2, activation="relu")(layers.Flatten()(x))
-    encoder = keras.Model(image, [layers.Dense(config.latent_dim, name="mean")(x),
-                                  layers.Dense(config.latent_dim, name="log_variance")(x)], name="encoder")
+    # The Gaussian in float32 under mixed precision too: exp(log_variance) and the KL term overflow in float16.
+    encoder = keras.Model(image, [layers.Dense(config.latent_dim, dtype="float32", name="mean")(x),
+                                  layers.Dense(config.latent_dim, dtype="float32", name="log_variance")(x)],
+                          name="encoder")
     decoder = upsampling_generator(config, shape, False, name="decoder")
     return VAE(encoder, decoder, config.latent_dim, config.kl_weight, name="vae")

@@ -25,6 +25,7 @@ from keras import layers
 
 from pipelines.core.layers import PositionEmbedding, encoder_block, networks_from, with_networks
 from pipelines.core.registry import Registry
+from pipelines.core.steps import descend
 from pipelines.nlp.models import TokensPresent
 
 MODELS = Registry("translation model")
@@ -130,12 +131,8 @@ class Translator(keras.Model):
 
     def train_step(self, data):
         sources, targets = data
-        with tf.GradientTape() as tape:
-            loss, accuracy, count = self.losses_of(sources, targets, training=True)
-        variables = self.trainable_variables
-        # scale_loss: under mixed precision the loss-scaling optimizer unscales what it scaled here.
-        self.optimizer.apply_gradients(zip(tape.gradient(self.optimizer.scale_loss(loss), variables), variables))
-        return self.track(loss, accuracy, count)
+        return self.track(*descend(self.optimizer, self.trainable_variables,
+                                   lambda: self.losses_of(sources, targets, training=True)))
 
     def test_step(self, data):
         return self.track(*self.losses_of(*data, training=False))

@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
+from pipelines.core.training import precision_policy
 from pipelines.nlp import seq2seq, translation
 from pipelines.nlp.translation import TranslationConfig, TranslationDataConfig
+from tests.helpers import trains_every_network
 
 WORDS = {"one": "एक", "two": "दो", "three": "तीन", "four": "चार", "five": "पाँच", "six": "छह", "seven": "सात", "eight": "आठ"}
 
@@ -153,3 +155,17 @@ def test_a_saved_translator_loads_and_translates_the_same(tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
     assert translation.PIPELINE.translate(loaded, sources, config) == translation.PIPELINE.translate(model, sources, config)
+
+
+@pytest.mark.parametrize("name", sorted(seq2seq.MODELS))
+def test_every_translator_trains_both_networks_under_mixed_precision(name):
+    sources, targets = toy_pairs(32)
+    keras.utils.set_random_seed(0)
+    config = TranslationConfig()
+    config.model.name, config.model.width, config.model.depth, config.model.heads = name, 16, 1, 2
+    parts = seq2seq.Parts(seq2seq.adapted_vocabulary(sources, True, 100), seq2seq.adapted_vocabulary(targets, False, 100), 8)
+    with precision_policy(True):
+        model = seq2seq.MODELS.get(name)(config.model, parts)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    logs = trains_every_network(model, tf.data.Dataset.from_tensor_slices((sources, targets)).batch(8))
+    assert np.isfinite(logs["loss"])
