@@ -2,9 +2,15 @@
 
 import collections
 import gzip
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
 
 # A few steps of a narrow model: enough to exercise every part, not to learn much.
 FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "eval.sample_images=4"]
@@ -145,3 +151,70 @@ def trains_every_network(model, dataset) -> dict:
         assert all(np.isfinite(a).all() for a in after), f"{name}: weights not finite"
         assert any(not np.array_equal(b, a) for b, a in zip(before[name], after)), f"{name}: weights did not move"
     return {key: values[-1] for key, values in logs.items()}
+
+
+def start_cli(*args) -> subprocess.Popen:
+    """``dlapps *args`` in a process of its own (to be interrupted or killed)."""
+    return subprocess.Popen([sys.executable, "-m", "apps.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished_epochs(run: Path) -> int:
+    metadata = run / "checkpoints" / "backup" / "training_metadata.json"
+    try:
+        return json.loads(metadata.read_text())["epoch"] + 1
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def wait_for_epoch(process: subprocess.Popen, run: Path, at_least: int) -> int:
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if finished_epochs(run) >= at_least:
+            return finished_epochs(run)
+        time.sleep(0.05)
+    raise AssertionError(f"training ended or stalled before epoch {at_least}: {process.communicate()}")
+
+
+def killed_then_resumed(run: Path, *train_args, at_epoch: int = 2) -> subprocess.CompletedProcess:
+    """``dlapps <train_args>`` killed hard (no chance to clean up) once epoch ``at_epoch`` is saved, then
+    ``dlapps <domain> train --resume run`` to the end."""
+    first = start_cli(*train_args)
+    wait_for_epoch(first, run, at_epoch)
+    first.kill()
+    first.communicate(timeout=60)
+    return subprocess.run([sys.executable, "-m", "apps.cli", str(train_args[0]), "train", "--resume", str(run)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def optimizer_steps(model_file: Path) -> dict[str, int]:
+    """Each optimizer's step count, as saved in a .keras file."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+        return {name: int(weights[f"{name}/vars/0"][()]) for name in weights if name.endswith("optimizer")}
+
+
+# Translation: English number words -> Hindi ones.
+NUMBER_WORDS = {"one": "एक", "two": "दो", "three": "तीन", "four": "चार", "five": "पाँच", "six": "छह", "seven": "सात", "eight": "आठ"}
+
+
+def toy_pairs(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """English number words -> Hindi ones, word for word; '.' becomes the danda, '?' stays."""
+    rng = np.random.default_rng(seed)
+    keys = list(NUMBER_WORDS)
+    sources, targets = [], []
+    for _ in range(count):
+        words = [keys[i] for i in rng.integers(0, len(keys), rng.integers(2, 6))]
+        end = str(rng.choice([".", "?"]))
+        sources.append(" ".join(words).capitalize() + end)
+        targets.append(" ".join(NUMBER_WORDS[w] for w in words) + ("।" if end == "." else "?"))
+    return sources, targets
+
+
+def write_pairs(path, count: int = 40, extra: str = "\tCC-BY 2.0 (France) Attribution: tatoeba.org") -> None:
+    sources, targets = toy_pairs(count)
+    path.write_text("".join(f"{s}\t{t}{extra}\n" for s, t in zip(sources, targets)), encoding="utf-8")

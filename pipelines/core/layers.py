@@ -40,7 +40,11 @@ def encoder_block(x, heads: int, dim: int, dropout: float, attention_mask=None):
     allows) and a feed-forward layer, each residual."""
     normed = layers.LayerNormalization()(x)
     attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(normed, normed, attention_mask=attention_mask)
-    x = layers.Add()([x, attended])
+    return feed_forward(layers.Add()([x, attended]), dim, dropout)
+
+
+def feed_forward(x, dim: int, dropout: float):
+    """A Transformer block's pre-norm feed-forward part (gelu, twice the width), residual."""
     hidden = layers.Dense(dim * 2, activation="gelu")(layers.LayerNormalization()(x))
     hidden = layers.Dropout(dropout)(layers.Dense(dim)(hidden))
     return layers.Add()([x, hidden])

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from pipelines.core.layers import PositionEmbedding, encoder_block, networks_from, with_networks
+from pipelines.core.layers import PositionEmbedding, encoder_block, feed_forward, networks_from, with_networks
 from pipelines.core.registry import Registry
 from pipelines.core.steps import descend
 from pipelines.nlp.models import TokensPresent
@@ -269,10 +269,7 @@ def decoder_block(x, memory, heads: int, dim: int, dropout: float, cross_mask):
     x = layers.Add()([x, attended])
     normed = layers.LayerNormalization()(x)
     attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(normed, memory, attention_mask=cross_mask)
-    x = layers.Add()([x, attended])
-    hidden = layers.Dense(dim * 2, activation="gelu")(layers.LayerNormalization()(x))
-    hidden = layers.Dropout(dropout)(layers.Dense(dim)(hidden))
-    return layers.Add()([x, hidden])
+    return feed_forward(layers.Add()([x, attended]), dim, dropout)
 
 
 def embedded(ids, vocabulary: layers.StringLookup, dim: int, dropout: float, name: str):

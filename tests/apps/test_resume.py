@@ -2,42 +2,17 @@
 
 import json
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import FAST, dlapps, killed_then_resumed, optimizer_steps, start_cli, wait_for_epoch
+
 EPOCHS, STEPS = 40, 4
-
-
-def start(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "apps.cli", "vision", "train", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finished_epochs(run: Path) -> int:
-    metadata = run / "checkpoints" / "backup" / "training_metadata.json"
-    try:
-        return json.loads(metadata.read_text())["epoch"] + 1
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def wait_for_epoch(process: subprocess.Popen, run: Path, at_least: int) -> int:
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if finished_epochs(run) >= at_least:
-            return finished_epochs(run)
-        time.sleep(0.05)
-    raise AssertionError(f"training ended or stalled before epoch {at_least}: {process.communicate()}")
 
 
 def test_interrupt_then_kill_then_resume(tmp_path):
     import keras
 
     run = tmp_path / "vision" / "r"
-    first = start("--runs-dir", tmp_path, "--name", "r", "--set", f"train.epochs={EPOCHS}", "--set", f"train.steps_per_epoch={STEPS}",
+    first = start_cli("vision", "train", "--runs-dir", tmp_path, "--name", "r", "--set", f"train.epochs={EPOCHS}", "--set", f"train.steps_per_epoch={STEPS}",
                   "--set", "train.batch_size=16", "--set", "model.width=8", "--set", "eval.every_epochs=0")
     done = wait_for_epoch(first, run, 1)
     first.send_signal(signal.SIGINT)  # Ctrl-C
@@ -46,12 +21,12 @@ def test_interrupt_then_kill_then_resume(tmp_path):
     assert f"dlapps vision train --resume {run}" in err and "Traceback" not in err
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
 
-    second = start("--resume", run)
+    second = start_cli("vision", "train", "--resume", run)
     wait_for_epoch(second, run, done + 2)  # it went on from where the first stopped
     second.kill()  # no chance to clean up
     second.communicate(timeout=60)
 
-    third = start("--resume", run)
+    third = start_cli("vision", "train", "--resume", run)
     out, err = third.communicate(timeout=300)
     assert third.returncode == 0, err
     assert f"Epoch {EPOCHS}/{EPOCHS}" in out + err and "Epoch 1/" not in out + err
@@ -63,34 +38,18 @@ def test_interrupt_then_kill_then_resume(tmp_path):
 
 def test_resume_after_fit_finished_only_evaluates(tmp_path):
     """Killed while evaluating (status 'trained'): resuming evaluates, it does not train again."""
-    from click.testing import CliRunner
-
-    from apps.cli import main
-    from tests.helpers import FAST
-
     sets = [x for item in FAST for x in ("--set", item)]
-    assert CliRunner().invoke(main, ["vision", "train", "--runs-dir", str(tmp_path), "--name", "r", *sets]).exit_code == 0
+    assert dlapps("vision", "train", "--runs-dir", tmp_path, "--name", "r", *sets).exit_code == 0
     run = tmp_path / "vision" / "r"
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "status": "trained"}))
     (run / "metrics.json").unlink()
     before = (run / "model.keras").stat().st_mtime_ns
-    result = CliRunner().invoke(main, ["vision", "train", "--resume", str(run)])
+    result = dlapps("vision", "train", "--resume", run)
     assert result.exit_code == 0, result.stderr
     assert "Epoch" not in result.output and (run / "metrics.json").is_file()
     assert (run / "model.keras").stat().st_mtime_ns == before
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
-
-
-def optimizer_steps(model_file: Path) -> dict[str, int]:
-    """Each optimizer's step count, as saved in a .keras file."""
-    import io
-    import zipfile
-
-    import h5py
-
-    with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
-        return {name: int(weights[f"{name}/vars/0"][()]) for name in weights if name.endswith("optimizer")}
 
 
 def test_a_two_optimizer_gan_resumes_after_a_kill(tmp_path):
@@ -99,14 +58,8 @@ def test_a_two_optimizer_gan_resumes_after_a_kill(tmp_path):
     epochs, steps = 6, 3
     settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8",
                 "model.latent_dim=8", "eval.samples=50", "eval.epoch_samples=20", "eval.grid=4", "eval.classifier_steps=10"]
-    args = ["--runs-dir", tmp_path, "--name", "g", *[x for s in settings for x in ("--set", s)]]
-    first = subprocess.Popen([sys.executable, "-m", "apps.cli", "generative", "train", *map(str, args)], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_epoch(first, run, 2)
-    first.kill()
-    first.communicate(timeout=60)
-    second = subprocess.run([sys.executable, "-m", "apps.cli", "generative", "train", "--resume", str(run)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    second = killed_then_resumed(run, "generative", "train", "--runs-dir", tmp_path, "--name", "g",
+                                 *[x for s in settings for x in ("--set", s)])
     assert second.returncode == 0, second.stderr
     assert "Epoch 1/" not in second.stdout + second.stderr
     assert optimizer_steps(run / "model.keras") == {"optimizer": epochs * steps, "discriminator_optimizer": epochs * steps}

@@ -7,9 +7,8 @@ import textwrap
 
 import pytest
 
-from tests.apps.test_resume import REPO, optimizer_steps, wait_for_epoch
-from tests.helpers import assert_one_line_error, dlapps, event_tags
-from tests.nlp.test_translation import toy_pairs, write_pairs
+from tests.helpers import (assert_one_line_error, dlapps, event_tags, killed_then_resumed, optimizer_steps, toy_pairs,
+                           write_pairs)
 
 FAST = ["train.epochs=3", "train.batch_size=16", "model.width=16", "model.depth=1", "model.heads=2", "eval.samples=3"]
 SETS = [x for item in FAST for x in ("--set", item)]
@@ -119,15 +118,8 @@ def test_a_translator_resumes_after_a_kill(pairs_file, tmp_path):
     run = tmp_path / "nlp" / "t"
     epochs, steps = 5, 3
     settings = [*FAST, f"train.epochs={epochs}", f"train.steps_per_epoch={steps}"]
-    args = ["nlp", "train", "--task", "translate", "--data", pairs_file, "--runs-dir", tmp_path, "--name", "t",
-            *[x for s in settings for x in ("--set", s)]]
-    first = subprocess.Popen([sys.executable, "-m", "apps.cli", *map(str, args)], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_epoch(first, run, 2)
-    first.kill()
-    first.communicate(timeout=60)
-    second = subprocess.run([sys.executable, "-m", "apps.cli", "nlp", "train", "--resume", str(run)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    second = killed_then_resumed(run, "nlp", "train", "--task", "translate", "--data", pairs_file, "--runs-dir", tmp_path,
+                                 "--name", "t", *[x for s in settings for x in ("--set", s)])
     assert second.returncode == 0, second.stderr
     assert "Epoch 1/" not in second.stdout + second.stderr and "BLEU" in second.stdout
     assert optimizer_steps(run / "model.keras") == {"optimizer": epochs * steps}

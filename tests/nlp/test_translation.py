@@ -11,28 +11,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.training import precision_policy
 from pipelines.nlp import seq2seq, translation
 from pipelines.nlp.translation import TranslationConfig, TranslationDataConfig
-from tests.helpers import trains_every_network
-
-WORDS = {"one": "एक", "two": "दो", "three": "तीन", "four": "चार", "five": "पाँच", "six": "छह", "seven": "सात", "eight": "आठ"}
-
-
-def toy_pairs(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """English number words -> Hindi ones, word for word; '.' becomes the danda, '?' stays."""
-    rng = np.random.default_rng(seed)
-    keys = list(WORDS)
-    sources, targets = [], []
-    for _ in range(count):
-        words = [keys[i] for i in rng.integers(0, len(keys), rng.integers(2, 6))]
-        end = str(rng.choice([".", "?"]))
-        sources.append(" ".join(words).capitalize() + end)
-        targets.append(" ".join(WORDS[w] for w in words) + ("।" if end == "." else "?"))
-    return sources, targets
-
-
-def write_pairs(path, count: int = 40, extra: str = "\tCC-BY 2.0 (France) Attribution: tatoeba.org") -> None:
-    sources, targets = toy_pairs(count)
-    path.write_text("".join(f"{s}\t{t}{extra}\n" for s, t in zip(sources, targets)), encoding="utf-8")
-
+from tests.helpers import toy_pairs, trains_every_network, write_pairs
 
 def test_words_split_punctuation_and_keep_devanagari_marks():
     tokens = seq2seq.words(tf.constant(["Hello, World! It's 5pm.", "वह घर गया। ठीक है?", "  ", "Café ख़ुश"]), True)
