@@ -188,14 +188,18 @@ def killed_then_resumed(run: Path, *train_args, at_epoch: int = 2) -> subprocess
 
 
 def optimizer_steps(model_file: Path) -> dict[str, int]:
-    """Each optimizer's step count, as saved in a .keras file."""
+    """Each optimizer's step count, as saved in a .keras file (a loss-scaling optimizer's is its inner one's:
+    the wrapper's own counter never moves)."""
     import io
     import zipfile
 
     import h5py
 
+    def steps(group) -> int:
+        return int(group.get("inner_optimizer", group)["vars/0"][()])
+
     with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
-        return {name: int(weights[f"{name}/vars/0"][()]) for name in weights if name.endswith("optimizer")}
+        return {name: steps(weights[name]) for name in weights if name.endswith("optimizer")}
 
 
 # Translation: English number words -> Hindi ones.

@@ -86,8 +86,8 @@ class GAN(keras.Model):
 
     def compile(self, optimizer, discriminator_optimizer, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
-        if self.dtype_policy.name == "mixed_float16" and not isinstance(
-                discriminator_optimizer, keras.optimizers.LossScaleOptimizer):
+        if (kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
+                and not isinstance(discriminator_optimizer, keras.optimizers.LossScaleOptimizer)):
             # As compile does for ``optimizer``: float16 gradients of an unscaled loss underflow to zero.
             discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
         self.discriminator_optimizer = discriminator_optimizer

@@ -3,6 +3,8 @@
 import json
 import signal
 
+import pytest
+
 from tests.helpers import FAST, dlapps, killed_then_resumed, optimizer_steps, start_cli, wait_for_epoch
 
 EPOCHS, STEPS = 40, 4
@@ -52,12 +54,14 @@ def test_resume_after_fit_finished_only_evaluates(tmp_path):
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
 
-def test_a_two_optimizer_gan_resumes_after_a_kill(tmp_path):
-    """Generator and discriminator optimizers both continue from the last finished epoch."""
+@pytest.mark.parametrize("mixed", ["false", "true"], ids=["float32", "mixed_float16"])
+def test_a_two_optimizer_gan_resumes_after_a_kill(tmp_path, mixed):
+    """Generator and discriminator optimizers both continue from the last finished epoch (loss-scaling ones too)."""
     run = tmp_path / "generative" / "g"
     epochs, steps = 6, 3
     settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8",
-                "model.latent_dim=8", "eval.samples=50", "eval.epoch_samples=20", "eval.grid=4", "eval.classifier_steps=10"]
+                "model.latent_dim=8", "eval.samples=50", "eval.epoch_samples=20", "eval.grid=4", "eval.classifier_steps=10",
+                f"train.mixed_precision={mixed}"]
     second = killed_then_resumed(run, "generative", "train", "--runs-dir", tmp_path, "--name", "g",
                                  *[x for s in settings for x in ("--set", s)])
     assert second.returncode == 0, second.stderr
