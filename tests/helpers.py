@@ -183,8 +183,9 @@ def killed_then_resumed(run: Path, *train_args, at_epoch: int = 2) -> subprocess
     wait_for_epoch(first, run, at_epoch)
     first.kill()
     first.communicate(timeout=60)
-    return subprocess.run([sys.executable, "-m", "apps.cli", str(train_args[0]), "train", "--resume", str(run)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    second = start_cli(train_args[0], "train", "--resume", run)
+    out, err = second.communicate(timeout=300)
+    return subprocess.CompletedProcess(second.args, second.returncode, out, err)
 
 
 def optimizer_steps(model_file: Path) -> dict[str, int]:

@@ -14,8 +14,9 @@ def test_interrupt_then_kill_then_resume(tmp_path):
     import keras
 
     run = tmp_path / "vision" / "r"
-    first = start_cli("vision", "train", "--runs-dir", tmp_path, "--name", "r", "--set", f"train.epochs={EPOCHS}", "--set", f"train.steps_per_epoch={STEPS}",
-                  "--set", "train.batch_size=16", "--set", "model.width=8", "--set", "eval.every_epochs=0")
+    first = start_cli("vision", "train", "--runs-dir", tmp_path, "--name", "r", "--set", f"train.epochs={EPOCHS}",
+                      "--set", f"train.steps_per_epoch={STEPS}", "--set", "train.batch_size=16", "--set", "model.width=8",
+                      "--set", "eval.every_epochs=0")
     done = wait_for_epoch(first, run, 1)
     first.send_signal(signal.SIGINT)  # Ctrl-C
     _, err = first.communicate(timeout=60)

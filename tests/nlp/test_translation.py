@@ -13,6 +13,7 @@ from pipelines.nlp import seq2seq, translation
 from pipelines.nlp.translation import TranslationConfig, TranslationDataConfig
 from tests.helpers import toy_pairs, trains_every_network, write_pairs
 
+
 def test_words_split_punctuation_and_keep_devanagari_marks():
     tokens = seq2seq.words(tf.constant(["Hello, World! It's 5pm.", "वह घर गया। ठीक है?", "  ", "Café ख़ुश"]), True)
     assert [[t.decode() for t in row] for row in tokens.to_list()] == [
@@ -102,15 +103,21 @@ def test_tfds_source_reads_a_locally_built_translation_dataset(tmp_path):
     assert all(by_source[s] == t for s, t in zip(pairs.sources["train"], pairs.targets["train"]))
 
 
-def trained_toy_model(name: str, epochs: int):
-    sources, targets = toy_pairs(350)
+def toy_translator(name: str, sources: list[str], targets: list[str], width: int, mixed: bool = False):
+    """A small compiled translator of ``name`` with vocabularies adapted on the given pairs, and its config."""
     keras.utils.set_random_seed(0)
     config = TranslationConfig()
-    config.model.name, config.model.width, config.model.depth, config.model.heads, config.model.dropout = name, 32, 1, 2, 0.0
-    parts = seq2seq.Parts(seq2seq.adapted_vocabulary(sources[:300], True, 100),
-                          seq2seq.adapted_vocabulary(targets[:300], False, 100), 8)
-    model = seq2seq.MODELS.get(name)(config.model, parts)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
+    config.model.name, config.model.width, config.model.depth, config.model.heads, config.model.dropout = name, width, 1, 2, 0.0
+    parts = seq2seq.Parts(seq2seq.adapted_vocabulary(sources, True, 100), seq2seq.adapted_vocabulary(targets, False, 100), 8)
+    with precision_policy(mixed):
+        model = seq2seq.MODELS.get(name)(config.model, parts)
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
+    return model, config
+
+
+def trained_toy_model(name: str, epochs: int):
+    sources, targets = toy_pairs(350)
+    model, config = toy_translator(name, sources[:300], targets[:300], width=32)
     model.fit(tf.data.Dataset.from_tensor_slices((sources[:300], targets[:300])).batch(32), epochs=epochs, verbose=0)
     return model, config, sources[300:], targets[300:]
 
@@ -139,12 +146,6 @@ def test_a_saved_translator_loads_and_translates_the_same(tmp_path):
 @pytest.mark.parametrize("name", sorted(seq2seq.MODELS))
 def test_every_translator_trains_both_networks_under_mixed_precision(name):
     sources, targets = toy_pairs(32)
-    keras.utils.set_random_seed(0)
-    config = TranslationConfig()
-    config.model.name, config.model.width, config.model.depth, config.model.heads = name, 16, 1, 2
-    parts = seq2seq.Parts(seq2seq.adapted_vocabulary(sources, True, 100), seq2seq.adapted_vocabulary(targets, False, 100), 8)
-    with precision_policy(True):
-        model = seq2seq.MODELS.get(name)(config.model, parts)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model, _ = toy_translator(name, sources, targets, width=16, mixed=True)
     logs = trains_every_network(model, tf.data.Dataset.from_tensor_slices((sources, targets)).batch(8))
     assert np.isfinite(logs["loss"])
