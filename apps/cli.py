@@ -90,11 +90,30 @@ run_argument = click.argument("run_dir", type=click.Path(path_type=Path))
 def train_command(domain: str) -> click.Command:
     @click.command("train")
     @click.option("--data", help="Data to train on: a path (or tfds:NAME). Default: the embedded data.")
-    @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config, e.g. a run's config.yaml.")
-    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change one setting, e.g. train.epochs=5 (repeatable).")
+    @click.option(
+        "--config", "config_path", type=click.Path(path_type=Path), help="YAML config, e.g. a run's config.yaml."
+    )
+    @click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Change one setting, e.g. train.epochs=5 (repeatable).",
+    )
     @click.option("--name", help="Run directory name (default: a timestamp).")
-    @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(path_type=Path), help="Root of run directories.")
-    @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue an interrupted run from its last epoch.")
+    @click.option(
+        "--runs-dir",
+        default="runs",
+        show_default=True,
+        type=click.Path(path_type=Path),
+        help="Root of run directories.",
+    )
+    @click.option(
+        "--resume",
+        "resume_dir",
+        type=click.Path(path_type=Path),
+        help="Continue an interrupted run from its last epoch.",
+    )
     @verbose_option
     @reports_user_errors
     def train(data, config_path, overrides, name, runs_dir, resume_dir, verbose, task=None):
@@ -103,7 +122,9 @@ def train_command(domain: str) -> click.Command:
         if task and resume_dir:
             raise UserError("--resume continues a run with its own task; drop --task")
         if task and task_in_config(config_path) not in (None, task):
-            raise UserError(f"--task {task}, but {config_path} is a {task_in_config(config_path)} config; drop one of them")
+            raise UserError(
+                f"--task {task}, but {config_path} is a {task_in_config(config_path)} config; drop one of them"
+            )
         # before any module that imports TensorFlow
         pipeline = load_pipeline(domain, verbose, task or task_in_config(config_file))
         from pipelines.core import config as cfg
@@ -136,11 +157,14 @@ def train_command(domain: str) -> click.Command:
             click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)
             sys.exit(EXIT_INTERRUPTED)
         epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
-        click.echo(summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started,
-                           pipeline.predict_usage))
+        click.echo(
+            summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage)
+        )
 
     if domain in TASKS:
-        train = click.option("--task", help=f"What to train: {' | '.join(TASKS[domain])} (default {TASKS[domain][0]}).")(train)
+        train = click.option(
+            "--task", help=f"What to train: {' | '.join(TASKS[domain])} (default {TASKS[domain][0]})."
+        )(train)
     return train
 
 
@@ -197,7 +221,9 @@ def sample_command(domain: str) -> click.Command:
     @click.command("sample")
     @run_argument
     @click.option("--count", default=64, show_default=True, help="Images to make.")
-    @click.option("--seed", default=0, show_default=True, help="First seed: image i comes from seed + i (same seed, same image).")
+    @click.option(
+        "--seed", default=0, show_default=True, help="First seed: image i comes from seed + i (same seed, same image)."
+    )
     @click.option("--label", type=int, help="Class index, for a class-conditional model.")
     @click.option("--out", type=click.Path(path_type=Path), help="Grid PNG (default: RUN/samples/sample.png).")
     @click.option("--out-dir", type=click.Path(path_type=Path), help="Also one PNG per image here.")
@@ -219,7 +245,9 @@ def sample_command(domain: str) -> click.Command:
 def export_command(domain: str) -> click.Command:
     @click.command("export")
     @run_argument
-    @click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite"]), default="saved_model", show_default=True)
+    @click.option(
+        "--format", "fmt", type=click.Choice(["saved_model", "tflite"]), default="saved_model", show_default=True
+    )
     @verbose_option
     @reports_user_errors
     def export(run_dir, fmt, verbose):

@@ -19,15 +19,29 @@ SHARED = REPO.parent / "shared" / "datasets"
 
 def dlapps(domain: str, *args) -> subprocess.CompletedProcess:
     """`dlapps DOMAIN ARGS...` in a fresh process from the repository, as a user runs it; an error stops the benchmark."""
-    return subprocess.run([sys.executable, "-m", "apps.cli", domain, *map(str, args)], cwd=REPO, check=True,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli", domain, *map(str, args)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def timed_train(domain: str, data: Path, runs: Path, name: str, settings: list[str]) -> tuple[Path, float, dict, dict]:
     """`dlapps DOMAIN train` timed as a whole command: (run directory, seconds, metrics.json, run.json)."""
     start = time.perf_counter()
-    dlapps(domain, "train", "--data", data, "--runs-dir", runs, "--name", name,
-           *[x for item in settings for x in ("--set", item)])
+    dlapps(
+        domain,
+        "train",
+        "--data",
+        data,
+        "--runs-dir",
+        runs,
+        "--name",
+        name,
+        *[x for item in settings for x in ("--set", item)],
+    )
     seconds = time.perf_counter() - start
     run = runs / domain / name
     return run, seconds, json.loads((run / "metrics.json").read_text()), json.loads((run / "run.json").read_text())
@@ -43,8 +57,13 @@ def machine() -> dict:
     import keras
     import tensorflow as tf
 
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "processor": platform.processor() or platform.machine()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "processor": platform.processor() or platform.machine(),
+    }
 
 
 def p50_ms(fn, repeats: int = 200, warmup: int = 20) -> float:

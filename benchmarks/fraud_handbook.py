@@ -23,11 +23,17 @@ from common import SHARED, emit, require, timed_train
 
 HANDBOOK = SHARED / "fraud_handbook" / "transactions_2018-07-25_to_2018-08-14.csv.gz"
 FEATURES = ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT"] + [
-    f"{who}_{what}_{w}DAY_WINDOW" for who, pair in (("CUSTOMER_ID", ("NB_TX", "AVG_AMOUNT")), ("TERMINAL_ID", ("NB_TX", "RISK")))
-    for w in (1, 7, 30) for what in pair]
+    f"{who}_{what}_{w}DAY_WINDOW"
+    for who, pair in (("CUSTOMER_ID", ("NB_TX", "AVG_AMOUNT")), ("TERMINAL_ID", ("NB_TX", "RISK")))
+    for w in (1, 7, 30)
+    for what in pair
+]
 PUBLISHED = {  # the handbook's BaselineModeling table on this split: AUC, AP, CP@100
-    "logistic regression": (0.871, 0.606, 0.291), "random forest": (0.867, 0.658, 0.287),
-    "xgboost": (0.862, 0.639, 0.273), "handbook neural net": (0.864, 0.653, 0.286)}
+    "logistic regression": (0.871, 0.606, 0.291),
+    "random forest": (0.867, 0.658, 0.287),
+    "xgboost": (0.862, 0.639, 0.273),
+    "handbook neural net": (0.864, 0.653, 0.286),
+}
 KEYS = ("roc_auc", "average_precision", "card_precision_at_100")
 
 
@@ -36,11 +42,22 @@ def dlapps_runs(models: list[str], seeds: int, runs: Path) -> dict:
     for model in models:
         rows = []
         for seed in range(seeds if model == "mlp" else 1):
-            _, seconds, metrics, info = timed_train("fraud", HANDBOOK, runs, f"{model}-{seed}", [
-                f"data.features=[{','.join(FEATURES)}]", f"model.name={model}", f"train.seed={seed}"])
-            rows.append({**{k: round(metrics[k], 4) for k in KEYS}, "train_seconds": info["train_seconds"],
-                         "command_seconds": round(seconds, 1), "epochs": info["epochs_done"],
-                         "fraud_f1_at_threshold": round(metrics["per_class"]["fraud"]["f1"], 4)})
+            _, seconds, metrics, info = timed_train(
+                "fraud",
+                HANDBOOK,
+                runs,
+                f"{model}-{seed}",
+                [f"data.features=[{','.join(FEATURES)}]", f"model.name={model}", f"train.seed={seed}"],
+            )
+            rows.append(
+                {
+                    **{k: round(metrics[k], 4) for k in KEYS},
+                    "train_seconds": info["train_seconds"],
+                    "command_seconds": round(seconds, 1),
+                    "epochs": info["epochs_done"],
+                    "fraud_f1_at_threshold": round(metrics["per_class"]["fraud"]["f1"], 4),
+                }
+            )
         results[model] = {"runs": rows, "mean": {k: round(float(np.mean([r[k] for r in rows])), 4) for k in KEYS}}
     return results
 
@@ -68,17 +85,23 @@ def scikit_learn_baselines() -> dict:
     x = np.stack([column[n] for n in FEATURES], axis=1)
     scaler = StandardScaler().fit(x[train])
     results = {}
-    for name, model in (("logistic regression", LogisticRegression(random_state=0)),
-                        ("random forest", RandomForestClassifier(random_state=0, n_jobs=-1))):
+    for name, model in (
+        ("logistic regression", LogisticRegression(random_state=0)),
+        ("random forest", RandomForestClassifier(random_state=0, n_jobs=-1)),
+    ):
         start = time.perf_counter()
         model.fit(scaler.transform(x[train]), frauds[train])
         seconds = time.perf_counter() - start
         scores = model.predict_proba(scaler.transform(x[test]))[:, 1]
         cp, _ = card_precision_at_k(days[test], customers[test], frauds[test], scores, k=100)
-        results[name] = {"roc_auc": round(float(roc_auc_score(frauds[test], scores)), 4),
-                         "average_precision": round(float(average_precision_score(frauds[test], scores)), 4),
-                         "card_precision_at_100": round(cp, 4), "train_seconds": round(seconds, 1),
-                         "test_transactions": int(len(test)), "test_frauds": int(frauds[test].sum())}
+        results[name] = {
+            "roc_auc": round(float(roc_auc_score(frauds[test], scores)), 4),
+            "average_precision": round(float(average_precision_score(frauds[test], scores)), 4),
+            "card_precision_at_100": round(cp, 4),
+            "train_seconds": round(seconds, 1),
+            "test_transactions": int(len(test)),
+            "test_frauds": int(frauds[test].sum()),
+        }
     return results
 
 
@@ -93,9 +116,15 @@ def main() -> None:
     sklearn = scikit_learn_baselines()
     default = dlapps.get("mlp", {}).get("mean", {})
     beats = {name: all(default.get(k, 0) > v for k, v in zip(KEYS, published)) for name, published in PUBLISHED.items()}
-    emit("fraud_handbook", {"dlapps": dlapps, "scikit_learn": sklearn,
-                            "published": {n: dict(zip(KEYS, v)) for n, v in PUBLISHED.items()},
-                            "default_beats_published_on_all_three": beats})
+    emit(
+        "fraud_handbook",
+        {
+            "dlapps": dlapps,
+            "scikit_learn": sklearn,
+            "published": {n: dict(zip(KEYS, v)) for n, v in PUBLISHED.items()},
+            "default_beats_published_on_all_three": beats,
+        },
+    )
 
 
 if __name__ == "__main__":

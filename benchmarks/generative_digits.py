@@ -19,15 +19,30 @@ from common import dlapps, emit
 def run_seed(seed: int, runs: Path, settings: list[str]) -> dict:
     name = f"seed{seed}"
     start = time.perf_counter()
-    dlapps("generative", "train", "--runs-dir", runs, "--name", name, "--set", f"train.seed={seed}",
-           *[x for item in settings for x in ("--set", item)])
+    dlapps(
+        "generative",
+        "train",
+        "--runs-dir",
+        runs,
+        "--name",
+        name,
+        "--set",
+        f"train.seed={seed}",
+        *[x for item in settings for x in ("--set", item)],
+    )
     wall = time.perf_counter() - start
     metrics = json.loads((runs / "generative" / name / "metrics.json").read_text())
     samples, real = metrics["samples"], metrics["real_test_images"]
-    return {"seed": seed, "frechet": round(samples["frechet"], 2), "recognisable": round(samples["recognisable"], 3),
-            "class_shares": [round(min(samples["class_shares"]), 3), round(max(samples["class_shares"]), 3)],
-            "real_frechet": round(real["frechet"], 2), "real_recognisable": round(real["recognisable"], 3),
-            "quality_classifier_accuracy": metrics["quality_classifier_accuracy"], "wall_seconds": round(wall, 1)}
+    return {
+        "seed": seed,
+        "frechet": round(samples["frechet"], 2),
+        "recognisable": round(samples["recognisable"], 3),
+        "class_shares": [round(min(samples["class_shares"]), 3), round(max(samples["class_shares"]), 3)],
+        "real_frechet": round(real["frechet"], 2),
+        "real_recognisable": round(real["recognisable"], 3),
+        "quality_classifier_accuracy": metrics["quality_classifier_accuracy"],
+        "wall_seconds": round(wall, 1),
+    }
 
 
 def main():

@@ -28,8 +28,21 @@ MNIST = SHARED / "mnist"
 
 def train_dlapps(runs: Path, name: str, minutes: float, settings: list[str]) -> tuple[Path, float]:
     start = time.perf_counter()
-    dlapps("generative", "train", "--data", MNIST, "--runs-dir", runs, "--name", name, "--set", f"train.max_minutes={minutes}",
-           "--set", "train.epochs=1000", *[x for s in settings for x in ("--set", s)])
+    dlapps(
+        "generative",
+        "train",
+        "--data",
+        MNIST,
+        "--runs-dir",
+        runs,
+        "--name",
+        name,
+        "--set",
+        f"train.max_minutes={minutes}",
+        "--set",
+        "train.epochs=1000",
+        *[x for s in settings for x in ("--set", s)],
+    )
     return runs / "generative" / name, time.perf_counter() - start
 
 
@@ -42,15 +55,31 @@ def keras_io_recipe(train_images: np.ndarray, minutes: float, count: int) -> tup
     from pipelines.core.callbacks import TimeLimit
 
     keras.utils.set_random_seed(0)
-    discriminator = keras.Sequential([
-        keras.Input((28, 28, 1)), layers.Conv2D(64, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Conv2D(128, 3, strides=2, padding="same"), layers.LeakyReLU(0.2), layers.GlobalMaxPooling2D(), layers.Dense(1)])
+    discriminator = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(64, 3, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(128, 3, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.GlobalMaxPooling2D(),
+            layers.Dense(1),
+        ]
+    )
     latent_dim = 128
-    generator = keras.Sequential([
-        keras.Input((latent_dim,)), layers.Dense(7 * 7 * 128), layers.LeakyReLU(0.2), layers.Reshape((7, 7, 128)),
-        layers.Conv2DTranspose(128, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Conv2DTranspose(128, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Conv2D(1, 7, padding="same", activation="sigmoid")])
+    generator = keras.Sequential(
+        [
+            keras.Input((latent_dim,)),
+            layers.Dense(7 * 7 * 128),
+            layers.LeakyReLU(0.2),
+            layers.Reshape((7, 7, 128)),
+            layers.Conv2DTranspose(128, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2DTranspose(128, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(1, 7, padding="same", activation="sigmoid"),
+        ]
+    )
 
     class GAN(keras.Model):
         def __init__(self):
@@ -72,22 +101,32 @@ def keras_io_recipe(train_images: np.ndarray, minutes: float, count: int) -> tup
             grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
             with tf.GradientTape() as tape:
-                g_loss = self.loss_fn(tf.zeros((batch_size, 1)),
-                                      self.discriminator(self.generator(tf.random.normal((batch_size, latent_dim)))))
+                g_loss = self.loss_fn(
+                    tf.zeros((batch_size, 1)),
+                    self.discriminator(self.generator(tf.random.normal((batch_size, latent_dim)))),
+                )
             grads = tape.gradient(g_loss, self.generator.trainable_weights)
             self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
             return {"d_loss": d_loss, "g_loss": g_loss}
 
-    dataset = tf.data.Dataset.from_tensor_slices(train_images.astype("float32") / 255).shuffle(1024).batch(64).prefetch(32)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(train_images.astype("float32") / 255).shuffle(1024).batch(64).prefetch(32)
+    )
     gan = GAN()
-    gan.compile(keras.optimizers.Adam(3e-4), keras.optimizers.Adam(3e-4), keras.losses.BinaryCrossentropy(from_logits=True))
+    gan.compile(
+        keras.optimizers.Adam(3e-4), keras.optimizers.Adam(3e-4), keras.losses.BinaryCrossentropy(from_logits=True)
+    )
     start = time.perf_counter()
     history = gan.fit(dataset, epochs=1000, callbacks=[TimeLimit(minutes)], verbose=0)
     seconds = time.perf_counter() - start
     latent = tf.random.stateless_normal((count, latent_dim), seed=[0, 0])
     images = np.round(generator.predict(latent, batch_size=500, verbose=0) * 255).astype(np.uint8)
     steps = int(gan.d_optimizer.iterations.numpy())
-    return images, {"train_seconds": round(seconds, 1), "steps": steps, "epochs_started": len(history.history["d_loss"])}
+    return images, {
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+        "epochs_started": len(history.history["d_loss"]),
+    }
 
 
 def score(classifier, images: np.ndarray, reference: np.ndarray) -> dict:
@@ -95,8 +134,10 @@ def score(classifier, images: np.ndarray, reference: np.ndarray) -> dict:
 
     found = quality.quality(*quality.embed(classifier, images.astype(np.float32) / 127.5 - 1), reference)
     shares = found["class_shares"]
-    return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in found.items()},
-            "every_class_between_0.07_and_0.13": bool(min(shares) >= 0.07 and max(shares) <= 0.13)}
+    return {
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in found.items()},
+        "every_class_between_0.07_and_0.13": bool(min(shares) >= 0.07 and max(shares) <= 0.13),
+    }
 
 
 def sampling_speed(run: Path) -> dict:
@@ -123,9 +164,11 @@ def sampling_speed(run: Path) -> dict:
     start = time.perf_counter()
     model.predict(inputs, batch_size=1000, verbose=0)
     in_process = time.perf_counter() - start
-    return {"exported_1000_images_seconds": round(float(np.median(times)), 3),
-            "keras_model_in_process_seconds": round(in_process, 3),
-            "ratio_exported_to_in_process": round(float(np.median(times)) / in_process, 2)}
+    return {
+        "exported_1000_images_seconds": round(float(np.median(times)), 3),
+        "keras_model_in_process_seconds": round(in_process, 3),
+        "ratio_exported_to_in_process": round(float(np.median(times)) / in_process, 2),
+    }
 
 
 def report(results: dict) -> None:
@@ -137,7 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each GAN")
     parser.add_argument("--vae-minutes", type=float, default=5.0)
-    parser.add_argument("--samples", type=int, default=5000, help="images scored per generator (as many as the reference)")
+    parser.add_argument(
+        "--samples", type=int, default=5000, help="images scored per generator (as many as the reference)"
+    )
     parser.add_argument("--skip-vae", action="store_true")
     args = parser.parse_args()
     require(MNIST)
@@ -163,21 +208,31 @@ def main() -> None:
         results = {
             "quality_classifier_test_accuracy": info["quality_classifier_accuracy"],
             "real_test_images": score(classifier, test_images[:half], reference),
-            "dlapps_default": {**score(classifier, ours, reference), "train_seconds": info["train_seconds"],
-                               "epochs_started": info["epochs_done"], "command_seconds": round(seconds, 1)},
+            "dlapps_default": {
+                **score(classifier, ours, reference),
+                "train_seconds": info["train_seconds"],
+                "epochs_started": info["epochs_done"],
+                "command_seconds": round(seconds, 1),
+            },
         }
         report(results)
-        recipe_images, recipe_run = keras_io_recipe(read_idx(MNIST / "train-images-idx3-ubyte.gz")[..., None],
-                                                    args.minutes, args.samples)
+        recipe_images, recipe_run = keras_io_recipe(
+            read_idx(MNIST / "train-images-idx3-ubyte.gz")[..., None], args.minutes, args.samples
+        )
         results["keras_io_recipe"] = {**score(classifier, recipe_images, reference), **recipe_run}
         report(results)
         results["sampling"] = sampling_speed(run)
         if not args.skip_vae:
-            vae_run, vae_seconds = train_dlapps(runs, "vae", args.vae_minutes, ["model.name=vae", f"eval.samples={args.samples}"])
+            vae_run, vae_seconds = train_dlapps(
+                runs, "vae", args.vae_minutes, ["model.name=vae", f"eval.samples={args.samples}"]
+            )
             vae = keras.models.load_model(vae_run / "model.keras", compile=False)
             metrics = json.loads((vae_run / "metrics.json").read_text())
-            results["dlapps_vae"] = {**score(classifier, PIPELINE.generate(vae, args.samples, 0, classes=10), reference),
-                                     "test_losses": metrics["test_losses"], "command_seconds": round(vae_seconds, 1)}
+            results["dlapps_vae"] = {
+                **score(classifier, PIPELINE.generate(vae, args.samples, 0, classes=10), reference),
+                "test_losses": metrics["test_losses"],
+                "command_seconds": round(vae_seconds, 1),
+            }
     emit("generative_mnist", {"minutes_each": args.minutes, "samples": args.samples, **results})
 
 

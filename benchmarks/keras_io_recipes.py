@@ -10,17 +10,21 @@ from keras import layers
 
 
 def simple_convnet(input_shape, n_classes: int) -> keras.Model:
-    model = keras.Sequential([
-        keras.Input(shape=input_shape),
-        layers.Rescaling(1.0 / 255),
-        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Conv2D(64, kernel_size=(3, 3), activation="relu", padding="same" if input_shape[0] < 16 else "valid"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Flatten(),
-        layers.Dropout(0.5),
-        layers.Dense(n_classes, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            layers.Rescaling(1.0 / 255),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(
+                64, kernel_size=(3, 3), activation="relu", padding="same" if input_shape[0] < 16 else "valid"
+            ),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(n_classes, activation="softmax"),
+        ]
+    )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     return model
 
@@ -35,6 +39,7 @@ def fit_recipe(model, x, y, epochs: int = 15, callbacks=()):
 # dropout 0.1, Dense 20, softmax; vocabulary 20,000, 200 tokens, Adam, batch 32, 2 epochs.
 # The recipe reads IMDB as ready-made token ids; here a TextVectorization with the same
 # vocabulary and length makes them from raw text in tf.data.
+
 
 class TransformerBlock(layers.Layer):
     def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1):

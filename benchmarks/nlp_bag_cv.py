@@ -16,7 +16,6 @@ import sys
 import time
 
 import numpy as np
-
 from common import SHARED, emit, require
 
 TEXT_KEYS = {"word_ngrams", "char_ngrams", "max_tokens", "char_max_tokens", "standardize", "char_standardize"}
@@ -29,7 +28,7 @@ def features(texts, config):
     from pipelines.nlp.pipeline import PIPELINE
 
     vectorizers = PIPELINE.vectorizers(config, texts)
-    batches = [tf.constant(list(texts[i:i + 500])) for i in range(0, len(texts), 500)]
+    batches = [tf.constant(list(texts[i : i + 500])) for i in range(0, len(texts), 500)]
     columns = [np.concatenate([KnownTokens()(v(b)).numpy() for b in batches]) for v in vectorizers]
     x = np.concatenate(columns, axis=1)
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
@@ -47,7 +46,9 @@ def fit_predict(x, y, train, held_out, config, epochs, seed=0):
     model = keras.Model(inputs, outputs)
     steps = int(np.ceil(len(train) / 32)) * epochs
     rate = keras.optimizers.schedules.CosineDecay(config.train.learning_rate, steps)
-    model.compile(keras.optimizers.AdamW(rate, weight_decay=config.train.weight_decay), "sparse_categorical_crossentropy")
+    model.compile(
+        keras.optimizers.AdamW(rate, weight_decay=config.train.weight_decay), "sparse_categorical_crossentropy"
+    )
     counts = np.bincount(y[train], minlength=2)
     weights = {c: len(train) / (2 * counts[c]) for c in range(2)}
     model.fit(x[train], y[train], batch_size=32, epochs=epochs, verbose=0, class_weight=weights)
@@ -71,8 +72,12 @@ def cross_validate(texts, y, overrides: dict, folds: int = 5) -> dict:
         p = fit_predict(x, y, train, held_out, config, epochs)
         errors += int(np.sum((p >= 0.5) != y[held_out]))
         f1s.append(f1_score(y[held_out], p >= 0.5))
-    return {"settings": overrides, "cv_accuracy": round(1 - errors / len(y), 4), "cv_spam_f1": round(float(np.mean(f1s)), 4),
-            "seconds": round(time.perf_counter() - start)}
+    return {
+        "settings": overrides,
+        "cv_accuracy": round(1 - errors / len(y), 4),
+        "cv_spam_f1": round(float(np.mean(f1s)), 4),
+        "seconds": round(time.perf_counter() - start),
+    }
 
 
 def training_portion():

@@ -20,18 +20,27 @@ ONE_MESSAGE = "Congratulations! You have won a free trip, call 09061701461 now t
 
 
 def spam_figures(metrics: dict) -> dict:
-    return {"accuracy": round(metrics["accuracy"], 4), "spam_f1": round(metrics["per_class"]["spam"]["f1"], 4),
-            "spam_precision": round(metrics["per_class"]["spam"]["precision"], 4),
-            "spam_recall": round(metrics["per_class"]["spam"]["recall"], 4)}
+    return {
+        "accuracy": round(metrics["accuracy"], 4),
+        "spam_f1": round(metrics["per_class"]["spam"]["f1"], 4),
+        "spam_precision": round(metrics["per_class"]["spam"]["precision"], 4),
+        "spam_recall": round(metrics["per_class"]["spam"]["recall"], 4),
+    }
 
 
 def train(table: Path, runs: Path, model: str, sets: list[str]) -> dict:
     run, wall, metrics, info = timed_train("nlp", table, runs, model, [f"model.name={model}", *sets])
-    return {**spam_figures(metrics), "argmax_accuracy": round(metrics.get("argmax_accuracy", metrics["accuracy"]), 4),
-            "threshold": round(metrics["decision"]["threshold"], 4) if "decision" in metrics else None,
-            "pr_auc": round(metrics["pr_auc"], 4), "test_messages": metrics["examples"],
-            "command_seconds": round(wall, 1), "fit_seconds": info.get("train_seconds"), "epochs": info.get("epochs_done"),
-            "served_p50_ms": served_latency(run)}
+    return {
+        **spam_figures(metrics),
+        "argmax_accuracy": round(metrics.get("argmax_accuracy", metrics["accuracy"]), 4),
+        "threshold": round(metrics["decision"]["threshold"], 4) if "decision" in metrics else None,
+        "pr_auc": round(metrics["pr_auc"], 4),
+        "test_messages": metrics["examples"],
+        "command_seconds": round(wall, 1),
+        "fit_seconds": info.get("train_seconds"),
+        "epochs": info.get("epochs_done"),
+        "served_p50_ms": served_latency(run),
+    }
 
 
 def served_latency(run: Path) -> float:
@@ -50,9 +59,9 @@ def keras_io_transformer(table: Path, seed: int = 0) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
+    from keras_io_recipes import text_transformer, text_vectorizer
     from sklearn.metrics import precision_recall_fscore_support
 
-    from keras_io_recipes import text_transformer, text_vectorizer
     from pipelines.nlp.data import table_source
     from pipelines.nlp.pipeline import NlpDataConfig
 
@@ -76,16 +85,27 @@ def keras_io_transformer(table: Path, seed: int = 0) -> dict:
     y = raw.labels["test"]
     spam = raw.class_names.index("spam")
     precision, recall, f1, _ = precision_recall_fscore_support(y == spam, predicted == spam, average="binary")
-    return {"accuracy": round(float(np.mean(predicted == y)), 4), "spam_f1": round(float(f1), 4),
-            "spam_precision": round(float(precision), 4), "spam_recall": round(float(recall), 4),
-            "fit_seconds": round(seconds, 1), "in_process_p50_ms": p50_ms(lambda: end_to_end(one))}
+    return {
+        "accuracy": round(float(np.mean(predicted == y)), 4),
+        "spam_f1": round(float(f1), 4),
+        "spam_precision": round(float(precision), 4),
+        "spam_recall": round(float(recall), 4),
+        "fit_seconds": round(seconds, 1),
+        "in_process_p50_ms": p50_ms(lambda: end_to_end(one)),
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for every run (default: dlapps' defaults)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every run (default: dlapps' defaults)",
+    )
     args = parser.parse_args()
     table = require(SHARED / "sms_spam" / "SMSSpamCollection")
     results = {}
@@ -98,8 +118,15 @@ def main():
     for result in results.values():  # speed as ratios to the plain-Keras recipe, measured in this script
         result["fit_seconds_vs_keras_io"] = round(result["fit_seconds"] / baseline["fit_seconds"], 2)
         result["served_p50_vs_keras_io_in_process"] = round(result["served_p50_ms"] / baseline["in_process_p50_ms"], 2)
-    emit("nlp_sms", {"settings": args.sets, "dlapps": results, "keras_io_transformer": baseline,
-                     "anchor": "SVM 0.9764 accuracy (Almeida et al. 2011)"})
+    emit(
+        "nlp_sms",
+        {
+            "settings": args.sets,
+            "dlapps": results,
+            "keras_io_transformer": baseline,
+            "anchor": "SVM 0.9764 accuracy (Almeida et al. 2011)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -31,22 +31,44 @@ PAIRS = SHARED / "anki_hin_eng" / "hin.txt"
 
 def train_dlapps(runs: Path, name: str, minutes: float, settings: list[str]) -> tuple[Path, float]:
     start = time.perf_counter()
-    dlapps("nlp", "train", "--task", "translate", "--data", PAIRS, "--runs-dir", runs, "--name", name,
-           "--set", "data.split=ordered", "--set", f"train.max_minutes={minutes}",
-           *[x for s in settings for x in ("--set", s)])
+    dlapps(
+        "nlp",
+        "train",
+        "--task",
+        "translate",
+        "--data",
+        PAIRS,
+        "--runs-dir",
+        runs,
+        "--name",
+        name,
+        "--set",
+        "data.split=ordered",
+        "--set",
+        f"train.max_minutes={minutes}",
+        *[x for s in settings for x in ("--set", s)],
+    )
     return runs / "nlp" / name, time.perf_counter() - start
 
 
 def figures(run: Path, seconds: float) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     info = json.loads((run / "run.json").read_text())
-    return {"bleu": metrics["bleu"], "chrf": metrics["chrf"], "decoding": metrics["decoding"], "greedy": metrics["greedy"],
-            "test_token_accuracy": metrics["test_token_accuracy"], "epochs": info.get("epochs_done"),
-            "train_seconds": info.get("train_seconds"), "command_seconds": round(seconds, 1)}
+    return {
+        "bleu": metrics["bleu"],
+        "chrf": metrics["chrf"],
+        "decoding": metrics["decoding"],
+        "greedy": metrics["greedy"],
+        "test_token_accuracy": metrics["test_token_accuracy"],
+        "epochs": info.get("epochs_done"),
+        "train_seconds": info.get("train_seconds"),
+        "command_seconds": round(seconds, 1),
+    }
 
 
-def keras_io_recipe(train: tuple[list, list], validation: tuple[list, list], test_sources: list[str],
-                    minutes: float) -> tuple[list[str], dict]:
+def keras_io_recipe(
+    train: tuple[list, list], validation: tuple[list, list], test_sources: list[str], minutes: float
+) -> tuple[list[str], dict]:
     """The recipe as published (Keras 3 version): vocabulary 15,000, 20 tokens, batch 64, embed 256, latent 2048,
     8 heads, RMSprop, greedy decoding of up to 20 tokens; trained for ``minutes``. Its custom layers are written
     with explicit masks (the recipe relies on Keras' implicit mask propagation; the arithmetic is the same)."""
@@ -62,13 +84,17 @@ def keras_io_recipe(train: tuple[list, list], validation: tuple[list, list], tes
     strip_chars = (string.punctuation + "¿").replace("[", "").replace("]", "")
 
     def custom_standardization(input_string):
-        return tf.strings.regex_replace(tf.strings.lower(input_string), "[%s]" % re.escape(strip_chars), "")
+        return tf.strings.regex_replace(tf.strings.lower(input_string), f"[{re.escape(strip_chars)}]", "")
 
-    eng_vectorization = layers.TextVectorization(max_tokens=vocab_size, output_mode="int",
-                                                 output_sequence_length=sequence_length)
-    hin_vectorization = layers.TextVectorization(max_tokens=vocab_size, output_mode="int",
-                                                 output_sequence_length=sequence_length + 1,
-                                                 standardize=custom_standardization)
+    eng_vectorization = layers.TextVectorization(
+        max_tokens=vocab_size, output_mode="int", output_sequence_length=sequence_length
+    )
+    hin_vectorization = layers.TextVectorization(
+        max_tokens=vocab_size,
+        output_mode="int",
+        output_sequence_length=sequence_length + 1,
+        standardize=custom_standardization,
+    )
     eng_vectorization.adapt(train[0])
     hin_vectorization.adapt(["[start] " + t + " [end]" for t in train[1]])
 
@@ -90,8 +116,9 @@ def keras_io_recipe(train: tuple[list, list], validation: tuple[list, list], tes
             self.layernorm_1, self.layernorm_2 = layers.LayerNormalization(), layers.LayerNormalization()
 
         def call(self, inputs, padding_mask):
-            attention_output = self.attention(query=inputs, value=inputs, key=inputs,
-                                              attention_mask=padding_mask[:, None, :])
+            attention_output = self.attention(
+                query=inputs, value=inputs, key=inputs, attention_mask=padding_mask[:, None, :]
+            )
             proj_input = self.layernorm_1(inputs + attention_output)
             return self.layernorm_2(proj_input + self.dense_proj(proj_input))
 
@@ -119,9 +146,12 @@ def keras_io_recipe(train: tuple[list, list], validation: tuple[list, list], tes
             self_mask = ops.logical_and(causal[None], decoder_mask[:, None, :])
             attention_output_1 = self.attention_1(query=inputs, value=inputs, key=inputs, attention_mask=self_mask)
             out_1 = self.layernorm_1(inputs + attention_output_1)
-            attention_output_2 = self.attention_2(query=out_1, value=encoder_outputs, key=encoder_outputs,
-                                                  attention_mask=ops.logical_and(decoder_mask[:, :, None],
-                                                                                 encoder_mask[:, None, :]))
+            attention_output_2 = self.attention_2(
+                query=out_1,
+                value=encoder_outputs,
+                key=encoder_outputs,
+                attention_mask=ops.logical_and(decoder_mask[:, :, None], encoder_mask[:, None, :]),
+            )
             out_2 = self.layernorm_2(out_1 + attention_output_2)
             return self.layernorm_3(out_2 + self.dense_proj(out_2))
 
@@ -132,10 +162,17 @@ def keras_io_recipe(train: tuple[list, list], validation: tuple[list, list], tes
     x = TransformerDecoder()(PositionalEmbedding()(decoder_inputs), encoder_outputs, decoder_mask, encoder_mask)
     decoder_outputs = layers.Dense(vocab_size, activation="softmax")(layers.Dropout(0.5)(x))
     transformer = keras.Model({"encoder_inputs": encoder_inputs, "decoder_inputs": decoder_inputs}, decoder_outputs)
-    transformer.compile("rmsprop", loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0), metrics=["accuracy"])
+    transformer.compile(
+        "rmsprop", loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0), metrics=["accuracy"]
+    )
     start = time.perf_counter()
-    history = transformer.fit(make_dataset(train), epochs=1000, validation_data=make_dataset(validation),
-                              callbacks=[TimeLimit(minutes)], verbose=0)
+    history = transformer.fit(
+        make_dataset(train),
+        epochs=1000,
+        validation_data=make_dataset(validation),
+        callbacks=[TimeLimit(minutes)],
+        verbose=0,
+    )
     seconds = time.perf_counter() - start
 
     vocabulary = hin_vectorization.get_vocabulary()
@@ -145,8 +182,9 @@ def keras_io_recipe(train: tuple[list, list], validation: tuple[list, list], tes
         decoded_sentence = "[start]"
         for i in range(sequence_length):
             tokenized_target_sentence = hin_vectorization([decoded_sentence])[:, :-1]
-            predictions = transformer({"encoder_inputs": tokenized_input_sentence,
-                                       "decoder_inputs": tokenized_target_sentence})
+            predictions = transformer(
+                {"encoder_inputs": tokenized_input_sentence, "decoder_inputs": tokenized_target_sentence}
+            )
             sampled_token = vocabulary[int(np.argmax(predictions[0, i, :]))]
             decoded_sentence += " " + sampled_token
             if sampled_token == "[end]":
@@ -164,9 +202,12 @@ def latency(run: Path) -> dict:
     dlapps("nlp", "export", run)
     model = tf.saved_model.load(str(run / "export" / "saved_model"))
     sentence = tf.constant(["I have no idea how he escaped."])
-    return {f"{name}_p50_ms": p50_ms(lambda: model.signatures[name](text=sentence)["translation"].numpy(),
-                                     repeats=50, warmup=5)
-            for name in ("greedy", "beam")}
+    return {
+        f"{name}_p50_ms": p50_ms(
+            lambda: model.signatures[name](text=sentence)["translation"].numpy(), repeats=50, warmup=5
+        )
+        for name in ("greedy", "beam")
+    }
 
 
 def report(results: dict) -> None:
@@ -183,7 +224,10 @@ def main() -> None:
     from pipelines.nlp.translation import TranslationDataConfig
 
     pairs = translation.pairs_source(TranslationDataConfig(path=str(PAIRS), split="ordered"))
-    for side in (pairs.sources, pairs.targets):  # NFC, as dlapps reads them: every system is scored on the same references
+    for side in (
+        pairs.sources,
+        pairs.targets,
+    ):  # NFC, as dlapps reads them: every system is scored on the same references
         side.update({split: translation.normalised(texts, "NFC") for split, texts in side.items()})
     references = list(pairs.targets["test"])
     results = {"pairs": pairs.sizes}
@@ -197,9 +241,14 @@ def main() -> None:
         results["dlapps_lstm"] = figures(lstm, seconds)
         report(results)
     split = {s: (list(pairs.sources[s]), list(pairs.targets[s])) for s in ("train", "validation")}
-    translations, recipe = keras_io_recipe(split["train"], split["validation"], list(pairs.sources["test"]), args.minutes)
-    results["keras_io_recipe"] = {**translation.scores(translations, references), **recipe,
-                                  "examples": list(zip(list(pairs.sources["test"])[:3], translations[:3]))}
+    translations, recipe = keras_io_recipe(
+        split["train"], split["validation"], list(pairs.sources["test"]), args.minutes
+    )
+    results["keras_io_recipe"] = {
+        **translation.scores(translations, references),
+        **recipe,
+        "examples": list(zip(list(pairs.sources["test"])[:3], translations[:3])),
+    }
     emit("nlp_translation", {"minutes_each": args.minutes, **results})
 
 

@@ -10,7 +10,6 @@ import statistics
 import time
 
 import numpy as np
-
 from common import SHARED, emit, require
 
 
@@ -53,17 +52,29 @@ def main():
     data, model = training.prepare(PIPELINE, config)
     first_pass = time.perf_counter() - start
     model.set_weights(baseline_model.get_weights())
-    times = interleaved_epochs({"in_memory_tensors": (baseline_model, in_memory.prefetch(tf.data.AUTOTUNE)),
-                                "dlapps_tf_data_from_wav_files": (model, data.train)}, args.epochs)
+    times = interleaved_epochs(
+        {
+            "in_memory_tensors": (baseline_model, in_memory.prefetch(tf.data.AUTOTUNE)),
+            "dlapps_tf_data_from_wav_files": (model, data.train),
+        },
+        args.epochs,
+    )
     ours, theirs = times["dlapps_tf_data_from_wav_files"], times["in_memory_tensors"]
-    emit("speech_input_pipeline", {
-        "clips": len(x), "sample_rate": config.data.sample_rate, "features": list(data.input_shape),
-        "model": config.model.name, "batch_size": config.train.batch_size, "epoch_seconds": times,
-        "first_pass_seconds": round(first_pass, 2),
-        "ratio": round(sum(theirs) / sum(ours), 3),
-        "ratio_counting_first_pass": round(sum(theirs) / (sum(ours) + first_pass), 3),
-        "ratio_of_median_epochs": round(statistics.median(theirs) / statistics.median(ours), 3),
-    })
+    emit(
+        "speech_input_pipeline",
+        {
+            "clips": len(x),
+            "sample_rate": config.data.sample_rate,
+            "features": list(data.input_shape),
+            "model": config.model.name,
+            "batch_size": config.train.batch_size,
+            "epoch_seconds": times,
+            "first_pass_seconds": round(first_pass, 2),
+            "ratio": round(sum(theirs) / sum(ours), 3),
+            "ratio_counting_first_pass": round(sum(theirs) / (sum(ours) + first_pass), 3),
+            "ratio_of_median_epochs": round(statistics.median(theirs) / statistics.median(ours), 3),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -26,15 +26,20 @@ def dlapps_default(seed: int, runs: Path) -> dict:
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
     wall = time.perf_counter() - start
     metrics = json.loads((runs / "vision" / f"seed{seed}" / "metrics.json").read_text())
-    return {"seed": seed, "test_accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4),
-            "test_examples": metrics["examples"], "wall_seconds": round(wall, 1)}
+    return {
+        "seed": seed,
+        "test_accuracy": round(metrics["accuracy"], 4),
+        "macro_f1": round(metrics["macro_f1"], 4),
+        "test_examples": metrics["examples"],
+        "wall_seconds": round(wall, 1),
+    }
 
 
 def keras_io_recipe() -> dict:
     import keras
     import numpy as np
-
     from keras_io_recipes import fit_recipe, simple_convnet
+
     from pipelines.vision.data import digits_source
     from pipelines.vision.pipeline import VisionDataConfig
 
@@ -48,7 +53,9 @@ def keras_io_recipe() -> dict:
     start = time.perf_counter()
     fit_recipe(model, x, y, epochs=15)
     seconds = time.perf_counter() - start
-    accuracy = float(np.mean(model.predict(arrays["test"][0].astype("float32"), verbose=0).argmax(1) == arrays["test"][1]))
+    accuracy = float(
+        np.mean(model.predict(arrays["test"][0].astype("float32"), verbose=0).argmax(1) == arrays["test"][1])
+    )
     return {"test_accuracy": round(accuracy, 4), "fit_seconds": round(seconds, 1), "epochs": 15}
 
 
@@ -58,7 +65,10 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as runs:
         dlapps = [dlapps_default(seed, Path(runs)) for seed in args.seeds]
-    emit("vision_digits", {"command": "dlapps vision train", "dlapps": dlapps, "keras_io_simple_convnet": keras_io_recipe()})
+    emit(
+        "vision_digits",
+        {"command": "dlapps vision train", "dlapps": dlapps, "keras_io_simple_convnet": keras_io_recipe()},
+    )
 
 
 if __name__ == "__main__":

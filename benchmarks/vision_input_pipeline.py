@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import SHARED, emit, require
 
 
@@ -49,9 +48,11 @@ def write_pngs(mnist: Path, count: int, root: Path) -> tuple[np.ndarray, np.ndar
 def throughput(model, dataset, examples: int, epochs: int) -> dict:
     clock = EpochTimes()
     model.fit(dataset, epochs=epochs, callbacks=[clock], verbose=0)
-    return {"epoch_seconds": [round(t, 2) for t in clock.times],
-            "examples_per_second_all_epochs": round(examples * epochs / sum(clock.times), 1),
-            "examples_per_second_after_first": round(examples * (epochs - 1) / sum(clock.times[1:]), 1)}
+    return {
+        "epoch_seconds": [round(t, 2) for t in clock.times],
+        "examples_per_second_all_epochs": round(examples * epochs / sum(clock.times), 1),
+        "examples_per_second_after_first": round(examples * (epochs - 1) / sum(clock.times[1:]), 1),
+    }
 
 
 def main():
@@ -69,8 +70,10 @@ def main():
     mnist = require(SHARED / "mnist")
     with tempfile.TemporaryDirectory() as tmp:
         write_pngs(mnist, args.images, Path(tmp))
-        config = cfg.apply_overrides(PIPELINE.config_class(), [f"data.path={tmp}", "data.test_fraction=0.01",
-                                                               "data.validation_fraction=0.01", "model.augment=[]"])
+        config = cfg.apply_overrides(
+            PIPELINE.config_class(),
+            [f"data.path={tmp}", "data.test_fraction=0.01", "data.validation_fraction=0.01", "model.augment=[]"],
+        )
         data, model = training.prepare(PIPELINE, config)
         initial = model.get_weights()
         # The same training examples, decoded up front into memory: the ceiling for any input pipeline.
@@ -82,13 +85,23 @@ def main():
         data, model = training.prepare(PIPELINE, config)
         model.set_weights(initial)
         ours = throughput(model, data.train, len(x), args.epochs)
-    emit("vision_input_pipeline", {
-        "images": len(x), "model": config.model.name, "batch_size": config.train.batch_size,
-        "in_memory_tensors": baseline, "dlapps_tf_data_from_png_files": ours,
-        "ratio_all_epochs": round(ours["examples_per_second_all_epochs"] / baseline["examples_per_second_all_epochs"], 3),
-        "ratio_after_first_epoch": round(ours["examples_per_second_after_first"] / baseline["examples_per_second_after_first"], 3),
-        "keras": keras.__version__,
-    })
+    emit(
+        "vision_input_pipeline",
+        {
+            "images": len(x),
+            "model": config.model.name,
+            "batch_size": config.train.batch_size,
+            "in_memory_tensors": baseline,
+            "dlapps_tf_data_from_png_files": ours,
+            "ratio_all_epochs": round(
+                ours["examples_per_second_all_epochs"] / baseline["examples_per_second_all_epochs"], 3
+            ),
+            "ratio_after_first_epoch": round(
+                ours["examples_per_second_after_first"] / baseline["examples_per_second_after_first"], 3
+            ),
+            "keras": keras.__version__,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from common import REPO, SHARED, TimeToAccuracy, emit, require
 
 TARGET = 0.99
@@ -23,8 +22,10 @@ TARGET = 0.99
 def load_test(mnist: Path):
     from pipelines.vision.data import read_idx
 
-    return (read_idx(mnist / "t10k-images-idx3-ubyte.gz")[..., None].astype("float32"),
-            read_idx(mnist / "t10k-labels-idx1-ubyte.gz"))
+    return (
+        read_idx(mnist / "t10k-images-idx3-ubyte.gz")[..., None].astype("float32"),
+        read_idx(mnist / "t10k-labels-idx1-ubyte.gz"),
+    )
 
 
 def run_dlapps(mnist: Path, config_path: Path, every: int, x_test, y_test) -> dict:
@@ -39,15 +40,22 @@ def run_dlapps(mnist: Path, config_path: Path, every: int, x_test, y_test) -> di
         run = training.create_run(PIPELINE, config, runs, "mnist")
         with contextlib.redirect_stdout(sys.stderr):  # Keras' progress lines; stdout is for the JSON
             metrics = training.train(PIPELINE, config, data, model, run, callbacks=[clock])
-    return {"config": str(config_path.relative_to(REPO)), "model": config.model.name, "parameters": model.count_params(),
-            "epochs": config.train.epochs, "test_accuracy": round(metrics["accuracy"], 4),
-            "seconds_to_0.99": clock.reached_at, "train_seconds": round(clock.seconds, 1), "curve": clock.curve}
+    return {
+        "config": str(config_path.relative_to(REPO)),
+        "model": config.model.name,
+        "parameters": model.count_params(),
+        "epochs": config.train.epochs,
+        "test_accuracy": round(metrics["accuracy"], 4),
+        "seconds_to_0.99": clock.reached_at,
+        "train_seconds": round(clock.seconds, 1),
+        "curve": clock.curve,
+    }
 
 
 def run_keras_io(mnist: Path, every: int, x_test, y_test, epochs: int) -> dict:
     import keras
-
     from keras_io_recipes import fit_recipe, simple_convnet
+
     from pipelines.vision.data import read_idx
 
     x = read_idx(mnist / "train-images-idx3-ubyte.gz")[..., None].astype("float32")
@@ -57,8 +65,14 @@ def run_keras_io(mnist: Path, every: int, x_test, y_test, epochs: int) -> dict:
     clock = TimeToAccuracy(x_test, y_test, TARGET, every)
     fit_recipe(model, x, y, epochs=epochs, callbacks=[clock])
     accuracy = float(np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test))
-    return {"parameters": model.count_params(), "epochs": epochs, "test_accuracy": round(accuracy, 4),
-            "seconds_to_0.99": clock.reached_at, "train_seconds": round(clock.seconds, 1), "curve": clock.curve}
+    return {
+        "parameters": model.count_params(),
+        "epochs": epochs,
+        "test_accuracy": round(accuracy, 4),
+        "seconds_to_0.99": clock.reached_at,
+        "train_seconds": round(clock.seconds, 1),
+        "curve": clock.curve,
+    }
 
 
 def main():
@@ -71,10 +85,15 @@ def main():
     x_test, y_test = load_test(mnist)
     ours = run_dlapps(mnist, args.config.resolve(), args.every, x_test, y_test)
     recipe = run_keras_io(mnist, args.every, x_test, y_test, args.recipe_epochs)
-    ratio = (ours["seconds_to_0.99"] / recipe["seconds_to_0.99"]
-             if ours["seconds_to_0.99"] and recipe["seconds_to_0.99"] else None)
-    emit("vision_mnist", {"dlapps": ours, "keras_io_simple_convnet": recipe,
-                          "time_to_0.99_ratio": round(ratio, 3) if ratio else None})
+    ratio = (
+        ours["seconds_to_0.99"] / recipe["seconds_to_0.99"]
+        if ours["seconds_to_0.99"] and recipe["seconds_to_0.99"]
+        else None
+    )
+    emit(
+        "vision_mnist",
+        {"dlapps": ours, "keras_io_simple_convnet": recipe, "time_to_0.99_ratio": round(ratio, 3) if ratio else None},
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,25 @@ def main():
         # A short real run on MNIST, exported by the CLI exactly as a user would.
         cli = [sys.executable, "-m", "apps.cli", "vision"]
         run = Path(runs) / "vision" / "serve"
-        subprocess.run([*cli, "train", "--data", str(mnist), "--runs-dir", runs, "--name", "serve",
-                        "--set", "train.epochs=1", "--set", "train.steps_per_epoch=50"], cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [
+                *cli,
+                "train",
+                "--data",
+                str(mnist),
+                "--runs-dir",
+                runs,
+                "--name",
+                "serve",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "train.steps_per_epoch=50",
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         subprocess.run([*cli, "export", str(run)], cwd=REPO, check=True, capture_output=True)
         serve = tf.saved_model.load(str(run / "export" / "saved_model")).signatures["serving_default"]
         model = keras.models.load_model(run / "model.keras", compile=False)
@@ -42,8 +59,12 @@ def main():
             "keras_eager_decoded_p50_ms": p50_ms(lambda: model(decoded, training=False), args.repeats),
             "keras_tf_function_decoded_p50_ms": p50_ms(lambda: compiled(decoded), args.repeats),
         }
-    figures["ratio_vs_keras_eager"] = round(figures["saved_model_png_p50_ms"] / figures["keras_eager_decoded_p50_ms"], 3)
-    figures["ratio_vs_keras_tf_function"] = round(figures["saved_model_png_p50_ms"] / figures["keras_tf_function_decoded_p50_ms"], 3)
+    figures["ratio_vs_keras_eager"] = round(
+        figures["saved_model_png_p50_ms"] / figures["keras_eager_decoded_p50_ms"], 3
+    )
+    figures["ratio_vs_keras_tf_function"] = round(
+        figures["saved_model_png_p50_ms"] / figures["keras_tf_function_decoded_p50_ms"], 3
+    )
     emit("vision_serving", {"batch": 1, "input": "one 28x28 PNG", **figures})
 
 

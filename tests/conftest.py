@@ -64,8 +64,14 @@ def folder_run(image_folder, tmp_path_factory):
 # Three "words" told apart by pitch; every file a different WAV flavour.
 TONES = {"low": 300.0, "mid": 900.0, "high": 2000.0}
 WAV_FLAVOURS = [  # (rate, bits, float, channels)
-    (8000, 16, False, 1), (16000, 16, False, 1), (22050, 24, False, 1), (8000, 8, False, 1),
-    (11025, 32, False, 2), (16000, 32, True, 1), (8000, 16, False, 2), (44100, 16, False, 1),
+    (8000, 16, False, 1),
+    (16000, 16, False, 1),
+    (22050, 24, False, 1),
+    (8000, 8, False, 1),
+    (11025, 32, False, 2),
+    (16000, 32, True, 1),
+    (8000, 16, False, 2),
+    (44100, 16, False, 1),
 ]
 
 

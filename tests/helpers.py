@@ -26,9 +26,9 @@ def encode(image: np.ndarray, fmt: str) -> bytes:
     if fmt == "jpg":
         return tf.io.encode_jpeg(image if image.shape[-1] in (1, 3) else image[..., :3], quality=95).numpy()
     if fmt in ("bmp", "gif"):
-        from PIL import Image  # matplotlib depends on Pillow, so it is always here
-
         import io
+
+        from PIL import Image  # matplotlib depends on Pillow, so it is always here
 
         buffer = io.BytesIO()
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format=fmt.upper())
@@ -55,7 +55,9 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         handle.write(header + array.astype(np.uint8).tobytes())
 
 
-def wav_bytes(samples: np.ndarray, rate: int, bits: int = 16, floating: bool = False, extensible: bool = False) -> bytes:
+def wav_bytes(
+    samples: np.ndarray, rate: int, bits: int = 16, floating: bool = False, extensible: bool = False
+) -> bytes:
     """A WAV file in memory, written byte by byte: samples float [-1, 1], shape [n] or [n, channels]."""
     import struct
 
@@ -121,8 +123,14 @@ def event_tags(folder: Path) -> dict:
 
 
 # Text: a few steps of a small model with a small vocabulary.
-NLP_FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "text.max_tokens=400",
-            "text.char_max_tokens=400"]
+NLP_FAST = [
+    "train.epochs=2",
+    "train.steps_per_epoch=3",
+    "train.batch_size=16",
+    "model.width=8",
+    "text.max_tokens=400",
+    "text.char_max_tokens=400",
+]
 SPAM_WORDS = ["free", "win", "prize", "claim", "cash", "txt", "call", "urgent", "£100", "08712300"]
 HAM_WORDS = ["see", "you", "later", "dinner", "home", "love", "ok", "tomorrow", "mum", "bus"]
 
@@ -134,7 +142,9 @@ def messages(count: int, spam_share: float = 0.15, seed: int = 0) -> list[tuple[
     for i in range(count):
         label = "spam" if i < round(count * spam_share) else "ham"
         words = SPAM_WORDS if label == "spam" else HAM_WORDS
-        picked = [str(w) for w in rng.choice(words, size=int(rng.integers(3, 9)))] + [str(rng.choice(SPAM_WORDS + HAM_WORDS))]
+        picked = [str(w) for w in rng.choice(words, size=int(rng.integers(3, 9)))] + [
+            str(rng.choice(SPAM_WORDS + HAM_WORDS))
+        ]
         rows.append((label, " ".join(picked).capitalize() + rng.choice(["!", ".", "?!", ""])))
     order = rng.permutation(count)
     return [rows[i] for i in order]
@@ -155,8 +165,13 @@ def trains_every_network(model, dataset) -> dict:
 
 def start_cli(*args) -> subprocess.Popen:
     """``dlapps *args`` in a process of its own (to be interrupted or killed)."""
-    return subprocess.Popen([sys.executable, "-m", "apps.cli", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "apps.cli", *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finished_epochs(run: Path) -> int:
@@ -199,12 +214,24 @@ def optimizer_steps(model_file: Path) -> dict[str, int]:
     def steps(group) -> int:
         return int(group.get("inner_optimizer", group)["vars/0"][()])
 
-    with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+    with (
+        zipfile.ZipFile(model_file) as archive,
+        h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights,
+    ):
         return {name: steps(weights[name]) for name in weights if name.endswith("optimizer")}
 
 
 # Translation: English number words -> Hindi ones.
-NUMBER_WORDS = {"one": "एक", "two": "दो", "three": "तीन", "four": "चार", "five": "पाँच", "six": "छह", "seven": "सात", "eight": "आठ"}
+NUMBER_WORDS = {
+    "one": "एक",
+    "two": "दो",
+    "three": "तीन",
+    "four": "चार",
+    "five": "पाँच",
+    "six": "छह",
+    "seven": "सात",
+    "eight": "आठ",
+}
 
 
 def toy_pairs(count: int, seed: int = 0) -> tuple[list[str], list[str]]:

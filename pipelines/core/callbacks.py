@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -33,7 +33,9 @@ SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
 ExtraSummaries = Callable[[tf.summary.SummaryWriter, int, "Scored"], None]
 
 
-def write_classification_summaries(writer: tf.summary.SummaryWriter, step: int, scored: "Scored", class_names: list[str]) -> None:
+def write_classification_summaries(
+    writer: tf.summary.SummaryWriter, step: int, scored: Scored, class_names: list[str]
+) -> None:
     """Everything the evaluation contract promises, for one split at one step."""
     result, answers = scored.metrics, scored.answers
     with writer.as_default(step=step):
@@ -63,7 +65,7 @@ class Predictions:
     sample_inputs: np.ndarray  # up to ``keep`` examples, misclassified ones first
     sample_index: np.ndarray  # their positions in y_true
 
-    def render(self, renderer: Optional[SampleRenderer], class_names: list[str]) -> Optional[bytes]:
+    def render(self, renderer: SampleRenderer | None, class_names: list[str]) -> bytes | None:
         if renderer is None or len(self.sample_index) == 0:
             return None
         idx = self.sample_index
@@ -87,8 +89,10 @@ def collect(model: keras.Model, dataset: tf.data.Dataset, keep: int) -> Predicti
         offset += len(batch_labels)
     chosen = (wrong + right)[:keep]
     return Predictions(
-        np.concatenate(labels), np.concatenate(probabilities).astype(np.float64),
-        np.stack([x for _, x in chosen]) if chosen else np.zeros((0,)), np.array([i for i, _ in chosen], dtype=int),
+        np.concatenate(labels),
+        np.concatenate(probabilities).astype(np.float64),
+        np.stack([x for _, x in chosen]) if chosen else np.zeros((0,)),
+        np.array([i for i, _ in chosen], dtype=int),
     )
 
 
@@ -101,8 +105,15 @@ class Scored:
     figures: dict[str, bytes]  # confusion_matrix, and sample_predictions when there is a renderer
 
 
-def score(model: keras.Model, dataset: tf.data.Dataset, class_names: list[str], top_k: int, keep: int,
-          render_samples: Optional[SampleRenderer], decision: Optional[dict] = None) -> Scored:
+def score(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    class_names: list[str],
+    top_k: int,
+    keep: int,
+    render_samples: SampleRenderer | None,
+    decision: dict | None = None,
+) -> Scored:
     """Predict a whole split, compute its metrics (classes by ``decision``, see
     :func:`pipelines.core.evaluation.decide`) and render its figures, each once."""
     answers = collect(model, dataset, keep)
@@ -117,8 +128,17 @@ def score(model: keras.Model, dataset: tf.data.Dataset, class_names: list[str], 
 class EvaluationCallback(keras.callbacks.Callback):
     """Writes confusion matrix, sample predictions, PR curves and per-class metrics on validation data."""
 
-    def __init__(self, dataset, class_names, log_dir: Path, every_epochs: int, top_k: int, sample_count: int,
-                 render_samples: Optional[SampleRenderer] = None, extra_summaries: Optional[ExtraSummaries] = None):
+    def __init__(
+        self,
+        dataset,
+        class_names,
+        log_dir: Path,
+        every_epochs: int,
+        top_k: int,
+        sample_count: int,
+        render_samples: SampleRenderer | None = None,
+        extra_summaries: ExtraSummaries | None = None,
+    ):
         super().__init__()
         self.dataset = dataset
         self.class_names = class_names
@@ -229,16 +249,27 @@ def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
         # Saved every epoch: an interrupted run resumes after its last finished epoch.
         keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch"),
         # A resumed run keeps the best model so far unless a later epoch beats it.
-        keras.callbacks.ModelCheckpoint(str(run.best_model), monitor=monitor, mode=mode, save_best_only=True, verbose=0,
-                                        initial_value_threshold=run.info().get(f"best_{monitor}")),
+        keras.callbacks.ModelCheckpoint(
+            str(run.best_model),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            verbose=0,
+            initial_value_threshold=run.info().get(f"best_{monitor}"),
+        ),
         RunProgress(run, monitor),
     ]
     if train_config.max_minutes > 0:
         callbacks.append(TimeLimit(train_config.max_minutes))
     if train_config.early_stopping_patience > 0:
         callbacks.append(
-            ResumableEarlyStopping(run, monitor=monitor, mode=mode, patience=train_config.early_stopping_patience,
-                                   restore_best_weights=True)
+            ResumableEarlyStopping(
+                run,
+                monitor=monitor,
+                mode=mode,
+                patience=train_config.early_stopping_patience,
+                restore_best_weights=True,
+            )
         )
     return callbacks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import keras
 import numpy as np
@@ -27,13 +27,19 @@ class ClassificationPipeline(Pipeline):
         if config.eval.decision not in DECISIONS:
             raise UserError(f"unknown eval.decision '{config.eval.decision}'; choose one of: {', '.join(DECISIONS)}")
         if config.eval.decision == "cost" and min(config.eval.cost_fp, config.eval.cost_fn) <= 0:
-            raise UserError(f"eval.cost_fp and eval.cost_fn must be > 0, got {config.eval.cost_fp} and {config.eval.cost_fn}")
+            raise UserError(
+                f"eval.cost_fp and eval.cost_fn must be > 0, got {config.eval.cost_fp} and {config.eval.cost_fn}"
+            )
 
     def compile_args(self, config: Any, data: Data) -> dict:
         self.check_decision(config)
         k = config.eval.top_k
         smoothing = config.train.label_smoothing
-        top_k = [keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")] if k < len(data.class_names) else []
+        top_k = (
+            [keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")]
+            if k < len(data.class_names)
+            else []
+        )
         return {
             "loss": SmoothedSparseCrossentropy(smoothing, len(data.class_names))
             if smoothing > 0
@@ -47,19 +53,27 @@ class ClassificationPipeline(Pipeline):
     def extra_callbacks(self, config: Any, data: Data, run: RunDir) -> list[keras.callbacks.Callback]:
         return [
             callbacks.EvaluationCallback(
-                data.validation, data.class_names, run.logs / "validation", config.eval.every_epochs,
-                config.eval.top_k, config.eval.sample_images, self.render_samples,
+                data.validation,
+                data.class_names,
+                run.logs / "validation",
+                config.eval.every_epochs,
+                config.eval.top_k,
+                config.eval.sample_images,
+                self.render_samples,
                 functools.partial(self.extra_summaries, data=data, split="validation"),
             )
         ]
 
-    def tune_decision(self, model: keras.Model, data: Data, config: Any) -> Optional[dict]:
+    def tune_decision(self, model: keras.Model, data: Data, config: Any) -> dict | None:
         """The decision rule ``eval.decision`` asks for, fitted on the validation split (None = argmax)."""
         if config.eval.decision == "argmax":
             return None
         if len(data.class_names) != 2:
-            log.info("eval.decision=%s applies to two classes; %d classes are decided by argmax",
-                     config.eval.decision, len(data.class_names))
+            log.info(
+                "eval.decision=%s applies to two classes; %d classes are decided by argmax",
+                config.eval.decision,
+                len(data.class_names),
+            )
             return None
         answers = callbacks.collect(model, data.validation, keep=0)
         counts = np.bincount(answers.y_true, minlength=2)
@@ -82,8 +96,15 @@ class ClassificationPipeline(Pipeline):
         else:
             decision = self.tune_decision(model, data, config)
             run.write_info(decision=decision)
-        scored = callbacks.score(model, data.test, data.class_names, config.eval.top_k, config.eval.sample_images,
-                                 self.render_samples, decision)
+        scored = callbacks.score(
+            model,
+            data.test,
+            data.class_names,
+            config.eval.top_k,
+            config.eval.sample_images,
+            self.render_samples,
+            decision,
+        )
         writer = tf.summary.create_file_writer(str(run.logs / "eval"))
         self.extra_summaries(writer, step, scored, data=data, split="test")  # may add metrics and figures
         callbacks.write_classification_summaries(writer, step, scored, data.class_names)
@@ -92,12 +113,15 @@ class ClassificationPipeline(Pipeline):
         for name, png in scored.figures.items():
             (run.samples / f"{name}.png").write_bytes(png)
         answers = scored.answers
-        (run.samples / "pr_curves.png").write_bytes(figures.pr_curves_png(answers.y_true, answers.probabilities, data.class_names))
+        (run.samples / "pr_curves.png").write_bytes(
+            figures.pr_curves_png(answers.y_true, answers.probabilities, data.class_names)
+        )
         run.write_metrics({"split": "test", **scored.metrics})
         return scored.metrics
 
-    def extra_summaries(self, writer: tf.summary.SummaryWriter, step: int, scored: callbacks.Scored, *, data: Data,
-                        split: str) -> None:
+    def extra_summaries(
+        self, writer: tf.summary.SummaryWriter, step: int, scored: callbacks.Scored, *, data: Data, split: str
+    ) -> None:
         """A domain's own TensorBoard summaries of a scored split (speech: misclassified clips as audio). It may add
         metrics and figures to ``scored``: they reach the shared images, metrics.json and samples/."""
 
@@ -108,8 +132,10 @@ class ClassificationPipeline(Pipeline):
     def sample_titles(y_true, probabilities, class_names) -> tuple[list[str], list[str]]:
         """'true -> predicted probability' per example, green when right and red when wrong."""
         predicted = probabilities.argmax(axis=1)
-        titles = [f"{class_names[t]} -> {class_names[p]} {probabilities[i, p]:.2f}"
-                  for i, (t, p) in enumerate(zip(y_true, predicted))]
+        titles = [
+            f"{class_names[t]} -> {class_names[p]} {probabilities[i, p]:.2f}"
+            for i, (t, p) in enumerate(zip(y_true, predicted))
+        ]
         return titles, ["green" if t == p else "red" for t, p in zip(y_true, predicted)]
 
     def classify_outputs(self, probabilities: tf.Tensor, info: dict) -> dict[str, tf.Tensor]:

@@ -43,8 +43,10 @@ class TrainConfig:
     strategy: str = "default"  # default | mirrored (all visible GPUs)
     seed: int = 0
     deterministic: bool = True  # op determinism: same config + seed -> same weights
-    steps_per_epoch: Optional[int] = None  # None = one pass over the training split
-    max_minutes: float = 0.0  # a wall-clock budget for fit, counted from each start (0 = none): stops after the batch that crosses it
+    steps_per_epoch: int | None = None  # None = one pass over the training split
+    max_minutes: float = (
+        0.0  # a wall-clock budget for fit, counted from each start (0 = none): stops after the batch that crosses it
+    )
 
 
 @dataclasses.dataclass

@@ -6,13 +6,11 @@ and the console summary.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from sklearn import metrics as skm
 
 
-def decide(probabilities: np.ndarray, decision: Optional[dict] = None) -> np.ndarray:
+def decide(probabilities: np.ndarray, decision: dict | None = None) -> np.ndarray:
     """Predicted classes: the most probable one, or for a binary ``decision`` ({"positive", "threshold"})
     the positive class wherever its probability reaches the threshold (compared in float32, as the
     exported model compares its float32 outputs)."""
@@ -24,7 +22,7 @@ def decide(probabilities: np.ndarray, decision: Optional[dict] = None) -> np.nda
     return np.where(reached, positive, 1 - positive)
 
 
-def tune_threshold(is_positive: np.ndarray, scores: np.ndarray, cost: Optional[tuple[float, float]] = None) -> float:
+def tune_threshold(is_positive: np.ndarray, scores: np.ndarray, cost: tuple[float, float] | None = None) -> float:
     """The score threshold with the best F1 for the positive class, or with ``cost`` = (cost_fp, cost_fn) the
     lowest cost_fp * false positives + cost_fn * false negatives (ties: the lowest threshold, so the most
     recall), midway between the lowest score it accepts and the highest it rejects, as a float32 value."""
@@ -60,8 +58,13 @@ def _cheapest_threshold(is_positive: np.ndarray, scores: np.ndarray, cost_fp: fl
     return np.float32(candidates[best])
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int = 3,
-                           decision: Optional[dict] = None) -> dict:
+def classification_metrics(
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    top_k: int = 3,
+    decision: dict | None = None,
+) -> dict:
     """Accuracy, top-k, macro-F1, ROC-AUC (one-vs-rest), PR-AUC (binary), per-class P/R/F1 and the
     confusion matrix; class decisions by :func:`decide`."""
     y_true = np.asarray(y_true).astype(int)
@@ -69,9 +72,7 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_
     n_classes = len(class_names)
     labels = np.arange(n_classes)
     y_pred = decide(probabilities, decision)
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     result = {
         "examples": int(len(y_true)),
         "accuracy": float(np.mean(y_pred == y_true)),
@@ -108,7 +109,7 @@ def _roc_auc(y_true: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) 
     return float(np.mean(scores))
 
 
-def _pr_auc(y_true: np.ndarray, probabilities: np.ndarray, decision: Optional[dict]) -> float | None:
+def _pr_auc(y_true: np.ndarray, probabilities: np.ndarray, decision: dict | None) -> float | None:
     """Average precision of the positive class (binary only; class 1 unless ``decision`` names it)."""
     if probabilities.shape[1] != 2 or len(np.unique(y_true)) < 2:
         return None
@@ -134,5 +135,7 @@ def headline(result: dict) -> str:
         parts.append(f"PR-AUC {result['pr_auc']:.4f}")
     if result.get("decision"):
         d = result["decision"]
-        parts.append(f"{d['positive']} F1 {result['per_class'][d['positive']]['f1']:.4f} at threshold {d['threshold']:.3f}")
+        parts.append(
+            f"{d['positive']} F1 {result['per_class'][d['positive']]['f1']:.4f} at threshold {d['threshold']:.3f}"
+        )
     return ", ".join(parts) + f" on {result['examples']} examples"

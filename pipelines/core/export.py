@@ -48,8 +48,9 @@ def export_tflite(saved_model: Path, signature: str | None, path: Path) -> Path:
     except Exception as err:  # the converter raises ConverterError and others, with pages of MLIR
         lines = str(err).splitlines() or [type(err).__name__]
         reason = next((line for line in lines if "ops:" in line.lower()), lines[0])
-        raise UserError(f"TFLite cannot convert signature '{signature}': {reason.strip()}; "
-                        "the SavedModel export is unaffected") from None
+        raise UserError(
+            f"TFLite cannot convert signature '{signature}': {reason.strip()}; the SavedModel export is unaffected"
+        ) from None
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(flatbuffer)
     tmp.replace(path)

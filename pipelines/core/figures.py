@@ -25,7 +25,9 @@ def confusion_matrix_png(matrix: list[list[int]], class_names: list[str]) -> byt
     if len(class_names) <= 30:
         threshold = matrix.max() / 2 if matrix.size else 0
         for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > threshold else "black")
+            ax.text(
+                j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > threshold else "black"
+            )
     ax.set_title("confusion matrix")
     return _to_png(fig)
 
@@ -61,8 +63,12 @@ def roc_curve_png(is_positive: np.ndarray, scores: np.ndarray, title: str = "ROC
     return _to_png(fig)
 
 
-def score_histogram_png(is_positive: np.ndarray, scores: np.ndarray, threshold: float | None = None,
-                        names: tuple[str, str] = ("legitimate", "fraud")) -> bytes:
+def score_histogram_png(
+    is_positive: np.ndarray,
+    scores: np.ndarray,
+    threshold: float | None = None,
+    names: tuple[str, str] = ("legitimate", "fraud"),
+) -> bytes:
     """Scores of each class as histograms on a log count scale (the rare class stays visible), and the threshold."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 51)
@@ -92,15 +98,34 @@ def image_grid_png(images: np.ndarray, titles: list[str], colors: list[str] | No
     return _to_png(fig)
 
 
-def heatmap_grid_png(maps: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 4,
-                     xlabel: str = "", ylabel: str = "") -> bytes:
+def heatmap_grid_png(
+    maps: np.ndarray,
+    titles: list[str],
+    colors: list[str] | None = None,
+    columns: int = 4,
+    xlabel: str = "",
+    ylabel: str = "",
+) -> bytes:
     """2D arrays ([n, rows, cols], e.g. spectrograms as [bins, frames]) in a grid, low rows at the bottom."""
-    return _grid(maps, titles, colors, columns, lambda ax, m: ax.imshow(m, origin="lower", aspect="auto", cmap="magma"),
-                 xlabel, ylabel)
+    return _grid(
+        maps,
+        titles,
+        colors,
+        columns,
+        lambda ax, m: ax.imshow(m, origin="lower", aspect="auto", cmap="magma"),
+        xlabel,
+        ylabel,
+    )
 
 
-def curve_grid_png(curves: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 4,
-                   xlabel: str = "", ylabel: str = "") -> bytes:
+def curve_grid_png(
+    curves: np.ndarray,
+    titles: list[str],
+    colors: list[str] | None = None,
+    columns: int = 4,
+    xlabel: str = "",
+    ylabel: str = "",
+) -> bytes:
     """1D arrays ([n, length], e.g. waveforms) as line plots in a grid."""
     return _grid(curves, titles, colors, columns, lambda ax, c: ax.plot(c, linewidth=0.5), xlabel, ylabel)
 

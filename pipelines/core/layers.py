@@ -39,7 +39,9 @@ def encoder_block(x, heads: int, dim: int, dropout: float, attention_mask=None):
     """Pre-norm Transformer encoder block: self-attention (where ``attention_mask`` [batch, query, key]
     allows) and a feed-forward layer, each residual."""
     normed = layers.LayerNormalization()(x)
-    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(normed, normed, attention_mask=attention_mask)
+    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(
+        normed, normed, attention_mask=attention_mask
+    )
     return feed_forward(layers.Add()([x, attended]), dim, dropout)
 
 

@@ -7,8 +7,9 @@ registries, and exposes one instance as ``PIPELINE`` in its ``pipeline`` module.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import keras
 import numpy as np
@@ -32,8 +33,8 @@ class Data:
     input_shape: tuple  # one example as the model sees it
     sizes: dict[str, int]  # examples per split
     source: str  # where the data came from, for the console and run.json
-    class_weight: Optional[dict[int, float]] = None  # passed to fit: imbalanced classes weighted up
-    fingerprint: Optional[str] = None  # identifies every split's examples: evaluate and --resume refuse other data
+    class_weight: dict[int, float] | None = None  # passed to fit: imbalanced classes weighted up
+    fingerprint: str | None = None  # identifies every split's examples: evaluate and --resume refuse other data
 
     def describe(self) -> str:
         counts = " / ".join(f"{self.sizes[s]:,} {s}" for s in ("train", "validation", "test"))
@@ -48,7 +49,7 @@ def one_line(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def path_or_tfds_overrides(data_arg: str, path_source: Optional[str] = None) -> list[str]:
+def path_or_tfds_overrides(data_arg: str, path_source: str | None = None) -> list[str]:
     """``--data tfds:NAME`` or ``--data PATH`` as config overrides (``path_source``: the source a path means).
 
     Paths are stored absolute, so evaluate/--resume/--config work from any directory.
@@ -64,7 +65,7 @@ class Pipeline:
     """A domain: config, data, model, metrics and serving. Subclasses fill the class attributes."""
 
     domain: str
-    task: Optional[str] = None  # in a domain of several tasks (pipelines/domains.py TASKS): which one this is
+    task: str | None = None  # in a domain of several tasks (pipelines/domains.py TASKS): which one this is
     config_class: type
     sources: Registry
     models: Registry
@@ -99,7 +100,7 @@ class Pipeline:
         """The SavedModel signatures; ``info`` is the run's run.json (class names, decision rule)."""
         raise NotImplementedError
 
-    def tflite_signature(self) -> Optional[str]:
+    def tflite_signature(self) -> str | None:
         """The SavedModel signature TFLite converts (one without string ops), or None."""
         return None
 
@@ -116,6 +117,8 @@ class Pipeline:
         for given, row, chosen in zip(inputs, probabilities, decide(probabilities, info.get("decision"))):
             yield f"{one_line(given)}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}"
 
-    def render_samples(self, inputs: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> Optional[bytes]:
+    def render_samples(
+        self, inputs: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+    ) -> bytes | None:
         """PNG of a few examples with their predictions (TensorBoard and samples/); None = none."""
         return None

@@ -51,7 +51,7 @@ class RunDir:
         return root
 
     @classmethod
-    def create(cls, runs_dir: str | Path, domain: str, name: str | None) -> "RunDir":
+    def create(cls, runs_dir: str | Path, domain: str, name: str | None) -> RunDir:
         """Make a fresh run directory; an existing one is never touched."""
         root = cls.free_path(runs_dir, domain, name or time.strftime("%Y%m%d-%H%M%S"))
         try:
@@ -65,7 +65,7 @@ class RunDir:
         return run
 
     @classmethod
-    def open(cls, path: str | Path, domain: str) -> "RunDir":
+    def open(cls, path: str | Path, domain: str) -> RunDir:
         """An existing run of ``domain``; anything else is a :class:`UserError`."""
         run = cls(Path(path))
         if not run.root.is_dir():
@@ -96,7 +96,9 @@ class RunDir:
         for path in (self.model, self.best_model):
             if path.is_file():
                 return path
-        raise UserError(f"{self.root} has no trained model yet; finish it with: dlapps {self.info()['domain']} train --resume {self.root}")
+        raise UserError(
+            f"{self.root} has no trained model yet; finish it with: dlapps {self.info()['domain']} train --resume {self.root}"
+        )
 
 
 def _write_json_atomically(path: Path, values: dict) -> None:

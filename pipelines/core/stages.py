@@ -6,7 +6,7 @@ batching, caching augmented data, forgetting prefetch) are fixed once, here.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -53,11 +53,11 @@ def batched(
     batch_size: int,
     training: bool,
     seed: int,
-    preprocess: Optional[Callable] = None,
+    preprocess: Callable | None = None,
     cache: bool = True,
     shuffle_buffer: int = 10_000,
-    per_example: Optional[Callable] = None,
-    per_batch: Optional[Callable] = None,
+    per_example: Callable | None = None,
+    per_batch: Callable | None = None,
 ) -> tf.data.Dataset:
     """decode/preprocess -> cache -> shuffle -> per_example -> batch -> per_batch -> prefetch.
 
@@ -77,6 +77,7 @@ def batched(
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if per_example is not None:
+
         def seeded(element, draw):
             parts = element if isinstance(element, tuple) else (element,)
             return per_example(*parts, seed=tf.stack([draw, tf.constant(seed, tf.int64)]))

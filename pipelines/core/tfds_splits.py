@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pipelines.core.errors import UserError
 
 
-def prepared_builder(name: str, data_dir: Optional[str]):
+def prepared_builder(name: str, data_dir: str | None):
     """``tfds.builder(name)`` after ``download_and_prepare`` (downloads on first use)."""
     import tensorflow_datasets as tfds
 

@@ -58,7 +58,9 @@ def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> keras.opt
         raise UserError(f"unknown train.schedule '{train_config.schedule}'; choose constant or cosine")
     optimizers = {
         "adam": lambda: keras.optimizers.Adam(rate, beta_1=train_config.beta_1),
-        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=train_config.weight_decay, beta_1=train_config.beta_1),
+        "adamw": lambda: keras.optimizers.AdamW(
+            rate, weight_decay=train_config.weight_decay, beta_1=train_config.beta_1
+        ),
         "sgd": lambda: keras.optimizers.SGD(rate, momentum=0.9, nesterov=True),
     }
     if train_config.optimizer not in optimizers:
@@ -112,8 +114,13 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
         # Killed after fit had finished (while saving or evaluating): only the evaluation is left.
         model = keras.models.load_model(run.model, compile=False)
     else:
-        run.write_info(status="training", class_names=data.class_names, input_shape=list(data.input_shape),
-                       data=data.describe(), data_fingerprint=data.fingerprint)
+        run.write_info(
+            status="training",
+            class_names=data.class_names,
+            input_shape=list(data.input_shape),
+            data=data.describe(),
+            data_fingerprint=data.fingerprint,
+        )
         model.fit(
             data.train.repeat() if config.train.steps_per_epoch else data.train,
             validation_data=data.validation,
@@ -122,8 +129,11 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
             steps_per_epoch=config.train.steps_per_epoch,
             # The domain's callbacks first: a value they add to the epoch's logs (a generative model's sample
             # quality) reaches TensorBoard, early stopping and best.keras in the same epoch.
-            callbacks=[*pipeline.extra_callbacks(config, data, run), *shared_callbacks.standard_callbacks(run, config.train),
-                       *callbacks],
+            callbacks=[
+                *pipeline.extra_callbacks(config, data, run),
+                *shared_callbacks.standard_callbacks(run, config.train),
+                *callbacks,
+            ],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         save_atomically(model, run.model)
@@ -140,12 +150,16 @@ def check_same_data(run: RunDir, data: Data) -> None:
     info = run.info()
     trained_on = info.get("class_names")
     if trained_on is not None and trained_on != data.class_names:
-        raise UserError(f"the data now has classes {data.class_names}, but {run.root} was trained on {trained_on}; "
-                        "use the data it was trained on, or train a new run")
+        raise UserError(
+            f"the data now has classes {data.class_names}, but {run.root} was trained on {trained_on}; "
+            "use the data it was trained on, or train a new run"
+        )
     stored = info.get("data_fingerprint")
     if stored and data.fingerprint and stored != data.fingerprint:
-        raise UserError(f"the data has changed since {run.root} was trained (its splits hold other examples); "
-                        "use the data it was trained on, or train a new run")
+        raise UserError(
+            f"the data has changed since {run.root} was trained (its splits hold other examples); "
+            "use the data it was trained on, or train a new run"
+        )
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Optional
 
 import numpy as np
 
@@ -32,8 +31,8 @@ SIMULATION_START = np.datetime64("2018-04-01T00:00:00")  # the handbook's first 
 @dataclasses.dataclass
 class Roles:
     label: str
-    time: Optional[str]
-    customer: Optional[str]
+    time: str | None
+    customer: str | None
     features: list[str]
     excluded: dict[str, str]  # column -> why it is not a feature
 
@@ -44,7 +43,7 @@ class Split:
 
     rows: dict[str, np.ndarray]
     description: str
-    days: Optional[np.ndarray] = None  # day number per row of the table (time split only)
+    days: np.ndarray | None = None  # day number per row of the table (time split only)
 
 
 @SOURCES.register("simulator")
@@ -54,15 +53,23 @@ def simulated(d) -> Table:
     tx = simulator.simulate(sim)
     seconds = tx["TX_TIME_SECONDS"]
     stamps = np.datetime_as_string(SIMULATION_START + seconds.astype("timedelta64[s]"), unit="s")
-    columns = {"TRANSACTION_ID": tx["TRANSACTION_ID"], "TX_DATETIME": np.char.replace(stamps, "T", " ").astype(object),
-               **{name: tx[name] for name in simulator.COLUMNS if name != "TRANSACTION_ID"},
-               **handbook_features.calendar_flags(seconds),
-               **handbook_features.customer_spending(tx["CUSTOMER_ID"], seconds, tx["TX_AMOUNT"]),
-               **handbook_features.terminal_risk(tx["TERMINAL_ID"], seconds, tx["TX_FRAUD"])}
-    columns = {name: values if name == "TX_DATETIME" else np.asarray(values, np.float64) for name, values in columns.items()}
+    columns = {
+        "TRANSACTION_ID": tx["TRANSACTION_ID"],
+        "TX_DATETIME": np.char.replace(stamps, "T", " ").astype(object),
+        **{name: tx[name] for name in simulator.COLUMNS if name != "TRANSACTION_ID"},
+        **handbook_features.calendar_flags(seconds),
+        **handbook_features.customer_spending(tx["CUSTOMER_ID"], seconds, tx["TX_AMOUNT"]),
+        **handbook_features.terminal_risk(tx["TERMINAL_ID"], seconds, tx["TX_FRAUD"]),
+    }
+    columns = {
+        name: values if name == "TX_DATETIME" else np.asarray(values, np.float64) for name, values in columns.items()
+    }
     kinds = {name: "datetime" if name == "TX_DATETIME" else "numeric" for name in columns}
-    return Table(f"simulator ({d.customers} customers, {d.terminals} terminals, {d.days} days, seed {d.simulation_seed})",
-                 columns, kinds)
+    return Table(
+        f"simulator ({d.customers} customers, {d.terminals} terminals, {d.days} days, seed {d.simulation_seed})",
+        columns,
+        kinds,
+    )
 
 
 @SOURCES.register("csv")
@@ -73,8 +80,10 @@ def csv_file(d) -> Table:
     t = table.read_table(d.path, {c: "categorical" for c in d.categorical_columns})
     unknown = [c for c in d.categorical_columns if c not in t.columns]
     if unknown:
-        raise UserError(f"{d.path}: no column(s) {', '.join(map(repr, unknown))} (named in data.categorical_columns); "
-                        f"the columns are: {', '.join(t.columns)}")
+        raise UserError(
+            f"{d.path}: no column(s) {', '.join(map(repr, unknown))} (named in data.categorical_columns); "
+            f"the columns are: {', '.join(t.columns)}"
+        )
     return t
 
 
@@ -84,7 +93,7 @@ def is_identifier(name: str) -> bool:
     return name == "" or bool(re.search(r"(^|[_\s.-])id$", name, re.IGNORECASE) or re.search(r"[a-z]Id$", name))
 
 
-def find_role(t: Table, setting: str, candidates: tuple, what: str) -> Optional[str]:
+def find_role(t: Table, setting: str, candidates: tuple, what: str) -> str | None:
     if setting == "none":
         return None
     if setting != "auto":
@@ -99,8 +108,10 @@ def roles(t: Table, d, labelled: bool = True) -> Roles:
     """Which column is what (``labelled``=False: a file to score, whose label column may be absent)."""
     label = find_role(t, d.label_column if labelled else "auto", LABEL_NAMES, "label")
     if label is None and labelled:
-        raise UserError(f"{t.name}: no label column found (looked for {', '.join(LABEL_NAMES)}); name it with "
-                        f"--set data.label_column=NAME (the columns are: {', '.join(t.columns)})")
+        raise UserError(
+            f"{t.name}: no label column found (looked for {', '.join(LABEL_NAMES)}); name it with "
+            f"--set data.label_column=NAME (the columns are: {', '.join(t.columns)})"
+        )
     if d.time_column == "auto":
         time = next((name for name, kind in t.kinds.items() if kind == "datetime"), None)
     else:
@@ -110,7 +121,9 @@ def roles(t: Table, d, labelled: bool = True) -> Roles:
     customer = find_role(t, d.customer_column, CUSTOMER_NAMES, "customer")
     missing = [c for c in d.features if c not in t.columns]  # exclusions absent from a file are nothing to exclude
     if missing:
-        raise UserError(f"{t.name}: no column(s) {', '.join(map(repr, missing))}; the columns are: {', '.join(t.columns)}")
+        raise UserError(
+            f"{t.name}: no column(s) {', '.join(map(repr, missing))}; the columns are: {', '.join(t.columns)}"
+        )
     if label in d.features:
         raise UserError(f"the label column '{label}' cannot be a feature; take it out of data.features")
     excluded = {label: "label"} if label else {}
@@ -139,31 +152,39 @@ def time_split(t: Table, r: Roles, labels: np.ndarray, d) -> Split:
     span = d.train_days + d.delay_days + d.test_days
     first, last = int(days.min()), int(days.max())
     if min(d.train_days, d.test_days) < 1 or d.delay_days < 0 or not 0 < d.validation_days < d.train_days:
-        raise UserError("data.train_days and test_days must be >= 1, delay_days >= 0, and 0 < validation_days < train_days")
+        raise UserError(
+            "data.train_days and test_days must be >= 1, delay_days >= 0, and 0 < validation_days < train_days"
+        )
     if last - first + 1 < span:
-        raise UserError(f"{t.name} covers {last - first + 1} days; the time split needs train_days + delay_days + "
-                        f"test_days = {span}: set smaller ones, or data.time_column=none for a stratified split")
+        raise UserError(
+            f"{t.name} covers {last - first + 1} days; the time split needs train_days + delay_days + "
+            f"test_days = {span}: set smaller ones, or data.time_column=none for a stratified split"
+        )
     start = last - span + 1
     customers = customer_codes(t, r) if r.customer else np.arange(len(labels))  # no cards: nobody is removed
     train, test = protocol.train_delay_test(days, customers, labels, start, d.train_days, d.delay_days, d.test_days)
     validating = days[train] >= start + d.train_days - d.validation_days
     iso = lambda day: str(np.datetime64(day, "D"))  # noqa: E731
-    description = (f"time split: train {iso(start)}..{iso(start + d.train_days - d.validation_days - 1)}, validation "
-                   f"{d.validation_days} day(s), {d.delay_days}-day delay, test {iso(start + d.train_days + d.delay_days)}"
-                   f"..{iso(last)}" + (f" without cards known to be compromised ({r.customer})" if r.customer else ""))
+    description = (
+        f"time split: train {iso(start)}..{iso(start + d.train_days - d.validation_days - 1)}, validation "
+        f"{d.validation_days} day(s), {d.delay_days}-day delay, test {iso(start + d.train_days + d.delay_days)}"
+        f"..{iso(last)}" + (f" without cards known to be compromised ({r.customer})" if r.customer else "")
+    )
     return Split({"train": train[~validating], "validation": train[validating], "test": test}, description, days)
 
 
 def stratified(labels: np.ndarray, d) -> Split:
-    rows = stratified_split(labels, {"test": d.test_fraction, "validation": d.validation_fraction * (1 - d.test_fraction)},
-                            d.split_seed)
+    rows = stratified_split(
+        labels, {"test": d.test_fraction, "validation": d.validation_fraction * (1 - d.test_fraction)}, d.split_seed
+    )
     return Split(rows, f"stratified random split (seed {d.split_seed})")
 
 
 def check_classes(labels: np.ndarray, split: Split) -> None:
     if labels.min() == labels.max():
-        raise UserError(f"every transaction is labelled {'fraud' if labels[0] else 'legitimate'}; "
-                        "training needs both classes")
+        raise UserError(
+            f"every transaction is labelled {'fraud' if labels[0] else 'legitimate'}; training needs both classes"
+        )
     advice = "longer data.train_days or validation_days" if split.days is not None else "more data"
     for name in ("train", "validation"):
         if len(split.rows[name]) == 0 or labels[split.rows[name]].max() == 0:

@@ -25,8 +25,9 @@ def calendar_flags(seconds: np.ndarray, start_weekday: int = 6) -> dict[str, np.
     return {"TX_DURING_WEEKEND": (weekday >= 5).astype(np.int64), "TX_DURING_NIGHT": (hour <= 6).astype(np.int64)}
 
 
-def trailing_window(keys: np.ndarray, seconds: np.ndarray, values: np.ndarray, end_offset: int,
-                    length: int) -> tuple[np.ndarray, np.ndarray]:
+def trailing_window(
+    keys: np.ndarray, seconds: np.ndarray, values: np.ndarray, end_offset: int, length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row i: the number of rows of the same key, and the sum of their ``values``, with times in
     (t_i - end_offset - length, t_i - end_offset] -- for end_offset 0, rows up to and including i itself
     (ties in time: earlier rows only, as a pandas time-based rolling window counts them)."""
@@ -57,12 +58,16 @@ def customer_spending(customers: np.ndarray, seconds: np.ndarray, amounts: np.nd
     return features
 
 
-def terminal_risk(terminals: np.ndarray, seconds: np.ndarray, frauds: np.ndarray, delay: int = DELAY) -> dict[str, np.ndarray]:
+def terminal_risk(
+    terminals: np.ndarray, seconds: np.ndarray, frauds: np.ndarray, delay: int = DELAY
+) -> dict[str, np.ndarray]:
     """TERMINAL_ID_NB_TX_{w}DAY_WINDOW and TERMINAL_ID_RISK_{w}DAY_WINDOW (frauds / transactions, 0 when
     none) over the w days that end ``delay`` days before each transaction."""
     features = {}
     for days in WINDOWS:
         count, total = trailing_window(terminals, seconds, frauds, delay * DAY, days * DAY)
         features[f"TERMINAL_ID_NB_TX_{days}DAY_WINDOW"] = count
-        features[f"TERMINAL_ID_RISK_{days}DAY_WINDOW"] = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        features[f"TERMINAL_ID_RISK_{days}DAY_WINDOW"] = np.divide(
+            total, count, out=np.zeros_like(total), where=count > 0
+        )
     return features

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
 
 import keras
 import numpy as np
@@ -31,11 +30,15 @@ class Feature:
     input_name: str  # the model's (and serving signature's) name for it
     kind: str  # numeric | categorical | datetime
     log1p: bool = False
-    fill: Optional[float] = None  # replaces missing values (NaN); None: none expected
-    vocabulary: Optional[list[str]] = None  # categorical: the most frequent training values
+    fill: float | None = None  # replaces missing values (NaN); None: none expected
+    vocabulary: list[str] | None = None  # categorical: the most frequent training values
 
     def describe(self) -> str:
-        notes = [self.kind] + (["log1p"] if self.log1p else []) + ([f"missing -> {self.fill:g}"] if self.fill is not None else [])
+        notes = (
+            [self.kind]
+            + (["log1p"] if self.log1p else [])
+            + ([f"missing -> {self.fill:g}"] if self.fill is not None else [])
+        )
         if self.vocabulary is not None:
             notes.append(f"{len(self.vocabulary)} values")
         return f"{self.column} ({', '.join(notes)})"
@@ -136,22 +139,28 @@ class FraudPRAUC(keras.metrics.AUC):
         return super().update_state(tf.reshape(y_true, [-1]), y_pred[:, 1], sample_weight)
 
 
-def feature_inputs(features: list[Feature], train_columns: dict[str, np.ndarray], steps: int = 0) -> tuple[dict, tf.Tensor]:
+def feature_inputs(
+    features: list[Feature], train_columns: dict[str, np.ndarray], steps: int = 0
+) -> tuple[dict, tf.Tensor]:
     """Keras inputs, one per raw column, and their encoding as one float vector (adapted on ``train_columns``):
     [batch, 1] columns -> [batch, width], or with ``steps`` [batch, steps] columns (a customer's last transactions)
     -> [batch, steps, width]."""
     inputs, encoded = {}, []
     for feature in features:
         numeric = feature.kind == "numeric"
-        x = inputs[feature.input_name] = keras.Input((steps or 1,), dtype="float32" if numeric else "string",
-                                                     name=feature.input_name)
+        x = inputs[feature.input_name] = keras.Input(
+            (steps or 1,), dtype="float32" if numeric else "string", name=feature.input_name
+        )
         if steps:
             x = layers.Reshape((steps, 1), name=f"{feature.input_name}_steps")(x)
         if feature.kind == "datetime":
             encoded.append(DateTimeParts(name=f"{feature.input_name}_parts")(x))
         elif feature.kind == "categorical":
-            encoded.append(layers.StringLookup(vocabulary=feature.vocabulary, output_mode="one_hot",
-                                               name=f"{feature.input_name}_lookup")(x))
+            encoded.append(
+                layers.StringLookup(
+                    vocabulary=feature.vocabulary, output_mode="one_hot", name=f"{feature.input_name}_lookup"
+                )(x)
+            )
         else:
             encoded.append(numeric_encoding(feature, x, train_columns[feature.column]))
     vector = encoded[0] if len(encoded) == 1 else layers.Concatenate(name="features")(encoded)
@@ -173,7 +182,9 @@ def numeric_encoding(feature: Feature, x, train_values: np.ndarray):
 
 def two_class_output(x, l2: float = 0.0):
     regularizer = keras.regularizers.L2(l2) if l2 else None
-    return layers.Dense(2, activation="softmax", dtype="float32", kernel_regularizer=regularizer, name="probabilities")(x)
+    return layers.Dense(2, activation="softmax", dtype="float32", kernel_regularizer=regularizer, name="probabilities")(
+        x
+    )
 
 
 def hidden_layers(x, config, prefix: str):

@@ -13,8 +13,8 @@ import hashlib
 import io
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import keras
 import numpy as np
@@ -44,13 +44,15 @@ LOSSES = ("crossentropy", "focal")
 @dataclasses.dataclass
 class FraudDataConfig:
     source: str = "auto"  # auto: csv with --data, the simulator without | csv | simulator
-    path: Optional[str] = None
+    path: str | None = None
     label_column: str = "auto"  # auto: TX_FRAUD, Class, is_fraud, isFraud, fraud or label
     time_column: str = "auto"  # auto: the first datetime column (time split) | NAME | none (stratified split)
     customer_column: str = "auto"  # auto: CUSTOMER_ID, customer_id, card_id, cc_num... | NAME | none
     features: list[str] = dataclasses.field(default_factory=list)  # empty: every column not excluded below
     # Leakage and absolute time are never features (identifiers such as *_ID are left out on their own).
-    exclude_columns: list[str] = dataclasses.field(default_factory=lambda: ["TX_FRAUD_SCENARIO", "TX_TIME_SECONDS", "TX_TIME_DAYS"])
+    exclude_columns: list[str] = dataclasses.field(
+        default_factory=lambda: ["TX_FRAUD_SCENARIO", "TX_TIME_SECONDS", "TX_TIME_DAYS"]
+    )
     categorical_columns: list[str] = dataclasses.field(default_factory=list)  # read as text whatever they hold
     missing: str = "error"  # empty/NaN feature values: error | median (of the training split) | zero
     # Time split (the handbook's protocol), anchored at the last day of the data:
@@ -91,9 +93,17 @@ class FraudModelConfig:
 class FraudConfig:
     data: FraudDataConfig = dataclasses.field(default_factory=FraudDataConfig)
     model: FraudModelConfig = dataclasses.field(default_factory=FraudModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        epochs=30, batch_size=512, optimizer="adam", learning_rate=3e-3, schedule="constant",
-        early_stopping_patience=5, monitor="val_pr_auc"))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            epochs=30,
+            batch_size=512,
+            optimizer="adam",
+            learning_rate=3e-3,
+            schedule="constant",
+            early_stopping_patience=5,
+            monitor="val_pr_auc",
+        )
+    )
     eval: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(decision="f1", sample_images=0))
 
 
@@ -119,8 +129,13 @@ def wants_log1p(values: np.ndarray, setting: str) -> bool:
     if setting not in ("auto", "none"):
         raise UserError(f"model.log1p must be auto or none, got '{setting}'")
     values = values[~np.isnan(values)]
-    return bool(setting == "auto" and len(values) > 2 and values.min() >= 0 and values.max() > 1
-                and len(np.unique(values[:10_000])) > 2)
+    return bool(
+        setting == "auto"
+        and len(values) > 2
+        and values.min() >= 0
+        and values.max() > 1
+        and len(np.unique(values[:10_000])) > 2
+    )
 
 
 def describe_features(t: Table, train_rows: np.ndarray, r: fraud_data.Roles, config: FraudConfig) -> list[Feature]:
@@ -152,26 +167,35 @@ def check_values(t: Table, features: list[Feature], missing: str) -> None:
             table.datetimes(t, feature.column)
         elif feature.kind == "numeric" and missing == "error" and np.isnan(t.numbers(feature.column)).any():
             row = int(np.flatnonzero(np.isnan(t.numbers(feature.column)))[0])
-            raise UserError(f"{t.name}, line {t.line(row)}, column '{feature.column}': no value; fill it in, or train "
-                            "with --set data.missing=median (or zero) to impute")
+            raise UserError(
+                f"{t.name}, line {t.line(row)}, column '{feature.column}': no value; fill it in, or train "
+                "with --set data.missing=median (or zero) to impute"
+            )
 
 
-def model_inputs(t: Table, features: list[Feature], rows: np.ndarray,
-                 history: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+def model_inputs(
+    t: Table, features: list[Feature], rows: np.ndarray, history: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The model's inputs for some rows: [n, 1] float32 numbers or strings per feature, or with ``history``
     ([table rows, N], sequence models) each row's customer's last N transactions, [n, N]."""
     take = rows[:, None] if history is None else history[rows]
-    return {f.input_name: t.numbers(f.column)[take].astype(np.float32) if f.kind == "numeric"
-            else t.columns[f.column][take].astype(str) for f in features}
+    return {
+        f.input_name: t.numbers(f.column)[take].astype(np.float32)
+        if f.kind == "numeric"
+        else t.columns[f.column][take].astype(str)
+        for f in features
+    }
 
 
-def histories(t: Table, r: fraud_data.Roles, config: FraudConfig) -> Optional[np.ndarray]:
+def histories(t: Table, r: fraud_data.Roles, config: FraudConfig) -> np.ndarray | None:
     """Sequence models: each transaction's customer history (by the time column, else by position)."""
     if config.model.name not in fraud_models.SEQUENCES:
         return None
     if r.customer is None:
-        raise UserError(f"{t.name}: the {config.model.name} model needs a customer or card column to follow; "
-                        "name it with --set data.customer_column=NAME")
+        raise UserError(
+            f"{t.name}: the {config.model.name} model needs a customer or card column to follow; "
+            "name it with --set data.customer_column=NAME"
+        )
     order = table.datetimes(t, r.time).astype(np.int64) if r.time else np.arange(len(t))
     return fraud_data.history_rows(fraud_data.customer_codes(t, r), order, config.model.sequence_length)
 
@@ -189,7 +213,7 @@ def fingerprint(t: Table, features: list[Feature], labels: np.ndarray, rows: dic
     return digest.hexdigest()
 
 
-def class_weight(labels: np.ndarray, setting: str) -> Optional[dict[int, float]]:
+def class_weight(labels: np.ndarray, setting: str) -> dict[int, float] | None:
     """Balanced weights n / (2 * count) when data.imbalance=class_weight."""
     if setting != "class_weight":
         return None
@@ -212,8 +236,11 @@ class FraudPipeline(ClassificationPipeline):
         """Settings that are wrong whatever the data: reported before the data is read."""
         self.check_decision(config)
         self.models.get(config.model.name)
-        for key, value, choices in (("data.imbalance", config.data.imbalance, IMBALANCE),
-                                    ("data.missing", config.data.missing, MISSING), ("model.loss", config.model.loss, LOSSES)):
+        for key, value, choices in (
+            ("data.imbalance", config.data.imbalance, IMBALANCE),
+            ("data.missing", config.data.missing, MISSING),
+            ("model.loss", config.model.loss, LOSSES),
+        ):
             if value not in choices:
                 raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(choices)}")
         if config.model.depth < 1 or config.model.width < 1 or config.model.categories < 1:
@@ -221,8 +248,10 @@ class FraudPipeline(ClassificationPipeline):
         if config.model.sequence_length < 2:
             raise UserError(f"model.sequence_length must be >= 2, got {config.model.sequence_length}")
         if config.model.name in fraud_models.UNSUPERVISED and config.data.imbalance != "none":
-            raise UserError(f"the {config.model.name} model trains on legitimate transactions only; "
-                            f"data.imbalance={config.data.imbalance} does not apply (set it to none)")
+            raise UserError(
+                f"the {config.model.name} model trains on legitimate transactions only; "
+                f"data.imbalance={config.data.imbalance} does not apply (set it to none)"
+            )
 
     def load_data(self, config: FraudConfig) -> FraudData:
         self.check_settings(config)
@@ -235,39 +264,62 @@ class FraudPipeline(ClassificationPipeline):
         rows = split.rows
         described = describe_features(t, rows["train"], r, config)
         check_values(t, described, d.missing)
-        log.info("columns: label %s; features %s; not features: %s", r.label, ", ".join(f.describe() for f in described),
-                 ", ".join(f"{c or '(unnamed)'} ({why})" for c, why in r.excluded.items() if why != "label") or "none")
+        log.info(
+            "columns: label %s; features %s; not features: %s",
+            r.label,
+            ", ".join(f.describe() for f in described),
+            ", ".join(f"{c or '(unnamed)'} ({why})" for c, why in r.excluded.items() if why != "label") or "none",
+        )
         log.info("%s", split.description)
         frauds = "/".join(str(labels[rows[s]].sum()) for s in fraud_data.SPLITS)
         if config.model.name in fraud_models.UNSUPERVISED:
             rows = {**rows, "train": rows["train"][labels[rows["train"]] == 0]}  # learns what legitimate looks like
         history = histories(t, r, config)
-        datasets = {s: self.dataset(model_inputs(t, described, rows[s], history), labels[rows[s]], config,
-                                    training=s == "train") for s in fraud_data.SPLITS}
+        datasets = {
+            s: self.dataset(
+                model_inputs(t, described, rows[s], history), labels[rows[s]], config, training=s == "train"
+            )
+            for s in fraud_data.SPLITS
+        }
         sizes = {s: len(rows[s]) for s in fraud_data.SPLITS}
         if d.imbalance == "oversample":  # an epoch: every legitimate row once, as many fraud draws
             sizes["train"] = 2 * int((labels[rows["train"]] == 0).sum())
-        weights = None if config.model.name in fraud_models.UNSUPERVISED else class_weight(labels[rows["train"]], d.imbalance)
+        weights = (
+            None if config.model.name in fraud_models.UNSUPERVISED else class_weight(labels[rows["train"]], d.imbalance)
+        )
         cards = {}
         if r.customer and split.days is not None:
             codes = fraud_data.customer_codes(t, r)
             cards = {s: (split.days[rows[s]], codes[rows[s]]) for s in fraud_data.SPLITS}
-        return FraudData(datasets["train"], datasets["validation"], datasets["test"], CLASS_NAMES, (len(described),), sizes,
-                         f"{t.name}, {split.description.split(':')[0]}, frauds {frauds}", class_weight=weights,
-                         fingerprint=fingerprint(t, described, labels, rows), features=described,
-                         train_columns={f.column: model_inputs(t, [f], rows["train"])[f.input_name][:, 0] for f in described},
-                         cards=cards)
+        return FraudData(
+            datasets["train"],
+            datasets["validation"],
+            datasets["test"],
+            CLASS_NAMES,
+            (len(described),),
+            sizes,
+            f"{t.name}, {split.description.split(':')[0]}, frauds {frauds}",
+            class_weight=weights,
+            fingerprint=fingerprint(t, described, labels, rows),
+            features=described,
+            train_columns={f.column: model_inputs(t, [f], rows["train"])[f.input_name][:, 0] for f in described},
+            cards=cards,
+        )
 
     def dataset(self, inputs: dict, labels: np.ndarray, config: FraudConfig, training: bool) -> tf.data.Dataset:
         settings = dict(batch_size=config.train.batch_size, seed=config.train.seed, shuffle_buffer=len(labels))
         if not (training and config.data.imbalance == "oversample"):
             return batched(tf.data.Dataset.from_tensor_slices((inputs, labels)), training=training, **settings)
         # Half of every batch drawn from the frauds (repeated), until each legitimate row was seen once.
-        parts = [tf.data.Dataset.from_tensor_slices(({k: v[labels == c] for k, v in inputs.items()}, labels[labels == c]))
-                 .cache().shuffle(int((labels == c).sum()), seed=config.train.seed, reshuffle_each_iteration=True)
-                 for c in (0, 1)]
-        mixed = tf.data.Dataset.sample_from_datasets([parts[0], parts[1].repeat()], weights=[0.5, 0.5],
-                                                     seed=config.train.seed, stop_on_empty_dataset=True)
+        parts = [
+            tf.data.Dataset.from_tensor_slices(({k: v[labels == c] for k, v in inputs.items()}, labels[labels == c]))
+            .cache()
+            .shuffle(int((labels == c).sum()), seed=config.train.seed, reshuffle_each_iteration=True)
+            for c in (0, 1)
+        ]
+        mixed = tf.data.Dataset.sample_from_datasets(
+            [parts[0], parts[1].repeat()], weights=[0.5, 0.5], seed=config.train.seed, stop_on_empty_dataset=True
+        )
         return batched(mixed, training=False, cache=False, **settings)
 
     def build_model(self, config: FraudConfig, data: FraudData) -> keras.Model:
@@ -278,8 +330,9 @@ class FraudPipeline(ClassificationPipeline):
         except ValueError as err:  # Keras: 'The name "code" is used 2 times in the model'
             if "is used" not in str(err):
                 raise
-            raise UserError(f"a column name clashes with a layer of the {config.model.name} model ({err}); "
-                            "rename the column") from None
+            raise UserError(
+                f"a column name clashes with a layer of the {config.model.name} model ({err}); rename the column"
+            ) from None
 
     def compile_args(self, config: FraudConfig, data: FraudData) -> dict:
         args = super().compile_args(config, data)
@@ -313,18 +366,26 @@ class FraudPipeline(ClassificationPipeline):
         writer.flush()
 
     def headline(self, metrics: dict) -> str:
-        parts = [f"{key} {metrics[key]:.4f}" for key in ("roc_auc", "average_precision", "card_precision_at_100") if key in metrics]
+        parts = [
+            f"{key} {metrics[key]:.4f}"
+            for key in ("roc_auc", "average_precision", "card_precision_at_100")
+            if key in metrics
+        ]
         fraud = metrics["per_class"]["fraud"]
         decision = metrics.get("decision")
         at = f" at threshold {decision['threshold']:.3f}" if decision else ""
-        parts.append(f"fraud precision {fraud['precision']:.3f} / recall {fraud['recall']:.3f} / F1 {fraud['f1']:.3f}{at}")
+        parts.append(
+            f"fraud precision {fraud['precision']:.3f} / recall {fraud['recall']:.3f} / F1 {fraud['f1']:.3f}{at}"
+        )
         return ", ".join(parts) + f" on {metrics['examples']:,} transactions ({fraud['support']} frauds)"
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: FraudConfig) -> Endpoints:
         steps = model.inputs[0].shape[1]  # 1, or a sequence model's transactions per customer
         shape = [None] if steps == 1 else [None, steps]
-        specs = {i.name: tf.TensorSpec(shape, tf.string if i.dtype == "string" else tf.float32, name=i.name)
-                 for i in model.inputs}
+        specs = {
+            i.name: tf.TensorSpec(shape, tf.string if i.dtype == "string" else tf.float32, name=i.name)
+            for i in model.inputs
+        }
 
         def score(columns):
             if steps == 1:
@@ -364,8 +425,10 @@ class FraudPipeline(ClassificationPipeline):
         t = table.read_table(path, kinds)
         absent = [column for column in kinds if column not in t.columns]
         if absent:
-            raise UserError(f"{path}: the model needs column(s) {', '.join(map(repr, absent))}; the file has: "
-                            f"{', '.join(map(repr, t.columns))}")
+            raise UserError(
+                f"{path}: the model needs column(s) {', '.join(map(repr, absent))}; the file has: "
+                f"{', '.join(map(repr, t.columns))}"
+            )
         return t
 
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def train_delay_test(days: np.ndarray, customers: np.ndarray, frauds: np.ndarray, train_start: int,
-                     train_days: int = 7, delay_days: int = 7, test_days: int = 7) -> tuple[np.ndarray, np.ndarray]:
+def train_delay_test(
+    days: np.ndarray,
+    customers: np.ndarray,
+    frauds: np.ndarray,
+    train_start: int,
+    train_days: int = 7,
+    delay_days: int = 7,
+    test_days: int = 7,
+) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, test rows). Test day i drops the customers already known to be defrauded: those with a
     fraud in the training window, or on the delay days up to day i - 1 of it (a fraud is known one day later
     for each test day that passes), exactly as the handbook does."""
@@ -26,8 +33,9 @@ def train_delay_test(days: np.ndarray, customers: np.ndarray, frauds: np.ndarray
     return train, np.concatenate(test)
 
 
-def card_precision_at_k(days: np.ndarray, customers: np.ndarray, frauds: np.ndarray, scores: np.ndarray,
-                        k: int = 100) -> tuple[float, list[float]]:
+def card_precision_at_k(
+    days: np.ndarray, customers: np.ndarray, frauds: np.ndarray, scores: np.ndarray, k: int = 100
+) -> tuple[float, list[float]]:
     """Mean over days of the share of truly compromised cards among the day's k highest-scored cards (a card's
     score: its highest transaction score that day). Cards detected on an earlier day are left out of later ones."""
     days, customers, frauds, scores = map(np.asarray, (days, customers, frauds, scores))

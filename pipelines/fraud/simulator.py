@@ -15,8 +15,16 @@ import dataclasses
 import numpy as np
 
 DAY = 86_400
-COLUMNS = ("TRANSACTION_ID", "TX_TIME_SECONDS", "TX_TIME_DAYS", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
-           "TX_FRAUD", "TX_FRAUD_SCENARIO")
+COLUMNS = (
+    "TRANSACTION_ID",
+    "TX_TIME_SECONDS",
+    "TX_TIME_DAYS",
+    "CUSTOMER_ID",
+    "TERMINAL_ID",
+    "TX_AMOUNT",
+    "TX_FRAUD",
+    "TX_FRAUD_SCENARIO",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +60,13 @@ def transactions(sim: Simulation) -> dict[str, np.ndarray]:
     amount[negative] = rng.uniform(0, 2 * mean_amount[customer[negative]])
     terminal = nearby_terminal(customer_xy, terminal_xy, customer, sim.radius, rng)
     has_terminal = terminal >= 0  # customers with no terminal in reach make no transactions
-    columns = {"TX_TIME_SECONDS": second[has_terminal] + day[has_terminal] * DAY, "TX_TIME_DAYS": day[has_terminal],
-               "CUSTOMER_ID": customer[has_terminal], "TERMINAL_ID": terminal[has_terminal],
-               "TX_AMOUNT": np.round(amount[has_terminal], 2)}
+    columns = {
+        "TX_TIME_SECONDS": second[has_terminal] + day[has_terminal] * DAY,
+        "TX_TIME_DAYS": day[has_terminal],
+        "CUSTOMER_ID": customer[has_terminal],
+        "TERMINAL_ID": terminal[has_terminal],
+        "TX_AMOUNT": np.round(amount[has_terminal], 2),
+    }
     order = np.argsort(columns["TX_TIME_SECONDS"], kind="stable")
     columns = {name: values[order] for name, values in columns.items()}
     return {"TRANSACTION_ID": np.arange(len(order)), **columns}
@@ -66,7 +78,7 @@ def nearby_terminal(customer_xy, terminal_xy, customer, radius, rng) -> np.ndarr
     by_customer = np.argsort(customer, kind="stable")
     starts = np.searchsorted(customer[by_customer], np.arange(len(customer_xy) + 1))
     for c in range(len(customer_xy)):
-        rows = by_customer[starts[c]:starts[c + 1]]
+        rows = by_customer[starts[c] : starts[c + 1]]
         if len(rows) == 0:
             continue
         near = np.flatnonzero(np.hypot(*(terminal_xy - customer_xy[c]).T) < radius)

@@ -14,7 +14,6 @@ import gzip
 import re
 import zlib
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -34,7 +33,7 @@ class Table:
     name: str  # for messages: the file, or the simulation
     columns: dict[str, np.ndarray]
     kinds: dict[str, str]
-    lines: Optional[np.ndarray] = None  # each row's line in the file (None: row i is line i + 2)
+    lines: np.ndarray | None = None  # each row's line in the file (None: row i is line i + 2)
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -59,8 +58,11 @@ def read_csv(path: str | Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     with path.open("rb") as probe:
         zipped = probe.read(2) == b"\x1f\x8b"  # by content, not by name
     try:
-        with (gzip.open(path, "rt", encoding="utf-8-sig", newline="") if zipped
-              else path.open(encoding="utf-8-sig", newline="")) as handle:
+        with (
+            gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+            if zipped
+            else path.open(encoding="utf-8-sig", newline="")
+        ) as handle:
             reader = csv.reader(handle, strict=True)
             numbered = [(reader.line_num, row) for row in reader if row]  # blank lines skipped, numbers kept
     except (UnicodeDecodeError, csv.Error, OSError, EOFError, zlib.error) as err:
@@ -126,8 +128,10 @@ def to_numbers(t: Table, column: str) -> np.ndarray:
     except ValueError:
         pass
     bad = next(i for i in np.flatnonzero(~missing) if not _is_number(values[i]))
-    raise UserError(f"{t.name}, line {t.line(bad)}, column '{column}': '{values[bad]}' is not a number; fix the row "
-                    f"(or, training, read the column as text: --set \"data.categorical_columns=[{column}]\")")
+    raise UserError(
+        f"{t.name}, line {t.line(bad)}, column '{column}': '{values[bad]}' is not a number; fix the row "
+        f'(or, training, read the column as text: --set "data.categorical_columns=[{column}]")'
+    )
 
 
 def labels(t: Table, column: str) -> np.ndarray:
@@ -140,8 +144,10 @@ def labels(t: Table, column: str) -> np.ndarray:
     bad = next((i for i, value in enumerate(values) if value is None), None)
     if bad is not None:
         shown = "an empty value" if keys[bad] in MISSING else f"'{keys[bad]}'"
-        raise UserError(f"{t.name}, line {t.line(bad)}, label column '{column}': {shown}; labels must be 0/1 "
-                        "(or true/false) for legitimate/fraud")
+        raise UserError(
+            f"{t.name}, line {t.line(bad)}, label column '{column}': {shown}; labels must be 0/1 "
+            "(or true/false) for legitimate/fraud"
+        )
     return np.asarray(values, dtype=np.int64)
 
 
@@ -151,6 +157,8 @@ def datetimes(t: Table, column: str) -> np.ndarray:
     values = t.columns[column]
     for i, text in enumerate(values):
         if not DATETIME.match(str(text)):
-            raise UserError(f"{t.name}, line {t.line(i)}, column '{column}': '{text}' is not a date and time "
-                            "like 2018-07-25 13:05:00")
+            raise UserError(
+                f"{t.name}, line {t.line(i)}, column '{column}': '{text}' is not a date and time "
+                "like 2018-07-25 13:05:00"
+            )
     return np.array([ZONE.sub("", str(text)) for text in values], dtype="datetime64[s]")

@@ -72,8 +72,16 @@ class GAN(keras.Model):
     """Generator and discriminator trained in turn, each by its own optimizer (compile's ``optimizer`` is the
     generator's, ``discriminator_optimizer`` the discriminator's)."""
 
-    def __init__(self, generator, discriminator, latent_dim: int, conditional: bool = False,
-                 label_smoothing: float = 0.0, class_loss_weight: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        latent_dim: int,
+        conditional: bool = False,
+        label_smoothing: float = 0.0,
+        class_loss_weight: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.latent_dim, self.conditional, self.label_smoothing = latent_dim, conditional, label_smoothing
@@ -86,8 +94,11 @@ class GAN(keras.Model):
 
     def compile(self, optimizer, discriminator_optimizer, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
-        if (kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
-                and not isinstance(discriminator_optimizer, keras.optimizers.LossScaleOptimizer)):
+        if (
+            kwargs.get("auto_scale_loss", True)
+            and self.dtype_policy.name == "mixed_float16"
+            and not isinstance(discriminator_optimizer, keras.optimizers.LossScaleOptimizer)
+        ):
             # As compile does for ``optimizer``: float16 gradients of an unscaled loss underflow to zero.
             discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
         self.discriminator_optimizer = discriminator_optimizer
@@ -115,8 +126,9 @@ class GAN(keras.Model):
             real_logits, real_classes = real_logits  # is rewarded when its images show the class it was asked for
             fake_logits, fake_classes = fake_logits
         # One-sided label smoothing: real images are labelled 1 - smoothing, so the discriminator stays unsure.
-        d_loss = (self.bce(tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing), real_logits)
-                  + self.bce(tf.zeros_like(fake_logits), fake_logits))
+        d_loss = self.bce(tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing), real_logits) + self.bce(
+            tf.zeros_like(fake_logits), fake_logits
+        )
         g_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
         if self.class_loss_weight:
             d_loss += self.class_loss_weight * self.class_loss(labels, real_classes)
@@ -144,8 +156,16 @@ class GAN(keras.Model):
     NETWORKS = ("generator", "discriminator")
 
     def get_config(self):
-        return with_networks({**super().get_config(), "latent_dim": self.latent_dim, "conditional": self.conditional,
-                              "label_smoothing": self.label_smoothing, "class_loss_weight": self.class_loss_weight}, self)
+        return with_networks(
+            {
+                **super().get_config(),
+                "latent_dim": self.latent_dim,
+                "conditional": self.conditional,
+                "label_smoothing": self.label_smoothing,
+                "class_loss_weight": self.class_loss_weight,
+            },
+            self,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -155,15 +175,28 @@ class GAN(keras.Model):
 @MODELS.register("dcgan")
 def build_dcgan(config, shape: Shape) -> keras.Model:
     """DCGAN: transposed-convolution generator, convolutional discriminator, two optimizers."""
-    return GAN(upsampling_generator(config, shape, False), downsampling_discriminator(config, shape, False),
-               config.latent_dim, False, config.label_smoothing, name="dcgan")
+    return GAN(
+        upsampling_generator(config, shape, False),
+        downsampling_discriminator(config, shape, False),
+        config.latent_dim,
+        False,
+        config.label_smoothing,
+        name="dcgan",
+    )
 
 
 @MODELS.register("cgan")
 def build_cgan(config, shape: Shape) -> keras.Model:
     """Class-conditional DCGAN: both networks see the label (sample --label 7; the default)."""
-    return GAN(upsampling_generator(config, shape, True), downsampling_discriminator(config, shape, True),
-               config.latent_dim, True, config.label_smoothing, config.class_loss_weight, name="cgan")
+    return GAN(
+        upsampling_generator(config, shape, True),
+        downsampling_discriminator(config, shape, True),
+        config.latent_dim,
+        True,
+        config.label_smoothing,
+        config.class_loss_weight,
+        name="cgan",
+    )
 
 
 @keras.saving.register_keras_serializable(package="dlapps")
@@ -192,12 +225,14 @@ class VAE(keras.Model):
         targets, predicted = (images + 1) / 2, tf.clip_by_value((reconstruction + 1) / 2, 1e-6, 1 - 1e-6)
         pixels = -(targets * tf.math.log(predicted) + (1 - targets) * tf.math.log(1 - predicted))
         reconstruction_loss = tf.reduce_mean(tf.reduce_sum(pixels, axis=[1, 2, 3]))
-        kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + log_variance - mean ** 2 - tf.exp(log_variance), axis=1))
+        kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + log_variance - mean**2 - tf.exp(log_variance), axis=1))
         return reconstruction_loss + self.kl_weight * kl, reconstruction_loss, kl
 
     def train_step(self, data):
         images, _ = data
-        return self.track(descend(self.optimizer, self.trainable_variables, lambda: self.losses_of(images, training=True)))
+        return self.track(
+            descend(self.optimizer, self.trainable_variables, lambda: self.losses_of(images, training=True))
+        )
 
     def test_step(self, data):
         return self.track(self.losses_of(data[0], training=False))
@@ -226,8 +261,13 @@ def build_vae(config, shape: Shape) -> keras.Model:
         x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Dense(config.width * 2, activation="relu")(layers.Flatten()(x))
     # The Gaussian in float32 under mixed precision too: exp(log_variance) and the KL term overflow in float16.
-    encoder = keras.Model(image, [layers.Dense(config.latent_dim, dtype="float32", name="mean")(x),
-                                  layers.Dense(config.latent_dim, dtype="float32", name="log_variance")(x)],
-                          name="encoder")
+    encoder = keras.Model(
+        image,
+        [
+            layers.Dense(config.latent_dim, dtype="float32", name="mean")(x),
+            layers.Dense(config.latent_dim, dtype="float32", name="log_variance")(x),
+        ],
+        name="encoder",
+    )
     decoder = upsampling_generator(config, shape, False, name="decoder")
     return VAE(encoder, decoder, config.latent_dim, config.kl_weight, name="vae")

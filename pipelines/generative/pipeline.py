@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Optional
 
 import keras
 import numpy as np
@@ -66,9 +65,17 @@ class GenerativeConfig:
     # 100 epochs: the bundled digits are 21 batches an epoch, and after 30 the generator did not yet follow its label
     # (class shares 0.4%..27%, recognisable 0.58..0.72; after 100: 0.93..0.97, about 4 minutes on 2 cores).
     # Larger data wants train.max_minutes instead.
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        epochs=100, batch_size=64, optimizer="adam", learning_rate=2e-4, beta_1=0.5, schedule="constant",
-        monitor="val_frechet"))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            epochs=100,
+            batch_size=64,
+            optimizer="adam",
+            learning_rate=2e-4,
+            beta_1=0.5,
+            schedule="constant",
+            monitor="val_frechet",
+        )
+    )
     eval: GenerativeEvalConfig = dataclasses.field(default_factory=GenerativeEvalConfig)
 
 
@@ -79,8 +86,11 @@ class GenerativeData(Data):
 
 def latents_from_seeds(seeds: tf.Tensor, dim: int) -> tf.Tensor:
     """One standard-normal latent vector per int64 seed: the same seed gives the same vector, in any batch."""
-    return tf.map_fn(lambda s: tf.random.stateless_normal([dim], tf.stack([s, tf.constant(0, tf.int64)])),
-                     tf.cast(seeds, tf.int64), fn_output_signature=tf.TensorSpec([dim], tf.float32))
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal([dim], tf.stack([s, tf.constant(0, tf.int64)])),
+        tf.cast(seeds, tf.int64),
+        fn_output_signature=tf.TensorSpec([dim], tf.float32),
+    )
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
@@ -101,22 +111,45 @@ class GenerativePipeline(Pipeline):
         self.models.get(config.model.name)  # an unknown model, before the data is read
         raw = self.sources.get(VISION.resolve_source(config.data))(config.data)
         if raw.sizes_vary and config.data.image_size is None:
-            raise UserError(f"{raw.name} has images of more than one size; a generator makes one size: "
-                            "set it with --set data.image_size=[32,32]")
+            raise UserError(
+                f"{raw.name} has images of more than one size; a generator makes one size: "
+                "set it with --set data.image_size=[32,32]"
+            )
         height, width = config.data.image_size or raw.image_shape[:2]
         channels = config.data.channels or raw.image_shape[2]
         if height % 4 or width % 4:
-            raise UserError(f"images of {height}x{width}: the generator doubles its size twice, so height and width must "
-                            "be multiples of 4; set --set data.image_size=[28,28] (or another multiple of 4)")
+            raise UserError(
+                f"images of {height}x{width}: the generator doubles its size twice, so height and width must "
+                "be multiples of 4; set --set data.image_size=[28,28] (or another multiple of 4)"
+            )
 
         def scaled(image, label):
             return vision_data.fit_image(image, height, width, channels) / 127.5 - 1, label
 
-        splits = {name: batched(ds, batch_size=config.train.batch_size, training=name == "train", seed=config.train.seed,
-                                preprocess=scaled, cache=config.data.cache) for name, ds in raw.splits.items()}
-        held_out = {name: np.concatenate([x for x, _ in splits[name].as_numpy_iterator()]) for name in ("validation", "test")}
-        return GenerativeData(splits["train"], splits["validation"], splits["test"], raw.class_names,
-                              (height, width, channels), raw.sizes, raw.name, images=held_out)
+        splits = {
+            name: batched(
+                ds,
+                batch_size=config.train.batch_size,
+                training=name == "train",
+                seed=config.train.seed,
+                preprocess=scaled,
+                cache=config.data.cache,
+            )
+            for name, ds in raw.splits.items()
+        }
+        held_out = {
+            name: np.concatenate([x for x, _ in splits[name].as_numpy_iterator()]) for name in ("validation", "test")
+        }
+        return GenerativeData(
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            raw.class_names,
+            (height, width, channels),
+            raw.sizes,
+            raw.name,
+            images=held_out,
+        )
 
     def build_model(self, config: GenerativeConfig, data: GenerativeData) -> keras.Model:
         return self.models.get(config.model.name)(config.model, Shape(data.input_shape, len(data.class_names)))
@@ -124,8 +157,11 @@ class GenerativePipeline(Pipeline):
     def compile_args(self, config: GenerativeConfig, data: GenerativeData) -> dict:
         if config.model.name == "vae":
             return {}
-        return {"discriminator_optimizer": keras.optimizers.Adam(config.model.discriminator_learning_rate,
-                                                                 beta_1=config.train.beta_1)}
+        return {
+            "discriminator_optimizer": keras.optimizers.Adam(
+                config.model.discriminator_learning_rate, beta_1=config.train.beta_1
+            )
+        }
 
     def extra_callbacks(self, config: GenerativeConfig, data: GenerativeData, run: RunDir) -> list:
         return [SampleProgress(self, config, data, run)]
@@ -136,15 +172,17 @@ class GenerativePipeline(Pipeline):
         if path.exists():
             return keras.models.load_model(path)
         epochs = min(30, max(1, -(-config.eval.classifier_steps * config.train.batch_size // data.sizes["train"])))
-        classifier, accuracy = quality.train_classifier(data.train, data.test,
-                                                        data.input_shape, len(data.class_names), epochs)
+        classifier, accuracy = quality.train_classifier(
+            data.train, data.test, data.input_shape, len(data.class_names), epochs
+        )
         classifier.save(path)
         run.write_info(quality_classifier_accuracy=round(accuracy, 4))
         log.info("quality classifier: test accuracy %.4f", accuracy)
         return classifier
 
-    def generate(self, model: keras.Model, count: int, seed: int, label: Optional[int] = None,
-                 classes: int = 0) -> np.ndarray:
+    def generate(
+        self, model: keras.Model, count: int, seed: int, label: int | None = None, classes: int = 0
+    ) -> np.ndarray:
         """``count`` uint8 images from seeds seed, seed + 1, ...; a conditional model gets ``label``, or the classes in
         turn."""
         seeds = tf.range(seed, seed + count, dtype=tf.int64)
@@ -156,7 +194,7 @@ class GenerativePipeline(Pipeline):
             images = model.predict(latent, batch_size=500, verbose=0)
         return to_uint8(images).numpy()
 
-    def sample(self, model: keras.Model, info: dict, count: int, seed: int, label: Optional[int]) -> np.ndarray:
+    def sample(self, model: keras.Model, info: dict, count: int, seed: int, label: int | None) -> np.ndarray:
         """What `dlapps generative sample` asks for, checked."""
         classes = len(info["class_names"])
         if count < 1:
@@ -183,7 +221,9 @@ class GenerativePipeline(Pipeline):
             (folder / f"seed_{seed + i:06d}.png").write_bytes(tf.io.encode_png(image).numpy())
         return folder
 
-    def evaluate(self, model: keras.Model, data: GenerativeData, config: GenerativeConfig, run: RunDir, step: int) -> dict:
+    def evaluate(
+        self, model: keras.Model, data: GenerativeData, config: GenerativeConfig, run: RunDir, step: int
+    ) -> dict:
         classifier = self.classifier(config, data, run)
         real_features, real_probabilities = quality.embed(classifier, data.images["test"])
         images = self.generate(model, config.eval.samples, config.eval.seed, classes=len(data.class_names))
@@ -193,9 +233,13 @@ class GenerativePipeline(Pipeline):
         if not model.compiled:  # loaded for evaluate: compiled only to run its test_step
             model.compile(optimizer=keras.optimizers.Adam(), **self.compile_args(config, data))
         test_losses = model.evaluate(data.test, verbose=0, return_dict=True)
-        metrics = {"split": "test", "samples": generated, "real_test_images": real,
-                   "quality_classifier_accuracy": run.info().get("quality_classifier_accuracy"),
-                   "test_losses": {k: round(float(v), 4) for k, v in test_losses.items()}}
+        metrics = {
+            "split": "test",
+            "samples": generated,
+            "real_test_images": real,
+            "quality_classifier_accuracy": run.info().get("quality_classifier_accuracy"),
+            "test_losses": {k: round(float(v), 4) for k, v in test_losses.items()},
+        }
         grid = self.generate(model, config.eval.grid, config.eval.seed, classes=len(data.class_names))
         run.samples.mkdir(exist_ok=True)
         (run.samples / "samples.png").write_bytes(grid_png(grid))
@@ -211,8 +255,10 @@ class GenerativePipeline(Pipeline):
     def headline(self, metrics: dict) -> str:
         s, r = metrics["samples"], metrics["real_test_images"]
         shares = s["class_shares"]
-        return (f"Fréchet {s['frechet']:.2f} (real test images: {r['frechet']:.2f}), recognisable {s['recognisable']:.3f} "
-                f"(real: {r['recognisable']:.3f}), class shares {min(shares):.3f}..{max(shares):.3f} on {s['images']} samples")
+        return (
+            f"Fréchet {s['frechet']:.2f} (real test images: {r['frechet']:.2f}), recognisable {s['recognisable']:.3f} "
+            f"(real: {r['recognisable']:.3f}), class shares {min(shares):.3f}..{max(shares):.3f} on {s['images']} samples"
+        )
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: GenerativeConfig) -> Endpoints:
         dim = model_latent_dim(model)
@@ -231,8 +277,10 @@ class GenerativePipeline(Pipeline):
         def from_seed(seed, *label):
             return from_latent(latents_from_seeds(tf.reshape(seed, [-1]), dim), *label)
 
-        return {"serving_default": (from_seed, [tf.TensorSpec(None, tf.int64, name="seed"), *label_spec]),
-                "from_latent": (from_latent, [tf.TensorSpec([None, dim], tf.float32, name="latent"), *label_spec])}
+        return {
+            "serving_default": (from_seed, [tf.TensorSpec(None, tf.int64, name="seed"), *label_spec]),
+            "from_latent": (from_latent, [tf.TensorSpec([None, dim], tf.float32, name="latent"), *label_spec]),
+        }
 
 
 def is_conditional(model: keras.Model) -> bool:
@@ -276,8 +324,11 @@ class SampleProgress(keras.callbacks.Callback):
         images = self.pipeline.generate(self.model, self.config.eval.epoch_samples, seed, classes=classes)
         found = quality.quality(*quality.embed(self.classifier, images / 127.5 - 1), self.reference)
         if logs is not None:
-            logs.update(val_frechet=found["frechet"], val_recognisable=found["recognisable"],
-                        val_class_entropy=found["class_entropy"])
+            logs.update(
+                val_frechet=found["frechet"],
+                val_recognisable=found["recognisable"],
+                val_class_entropy=found["class_entropy"],
+            )
         with self.writer.as_default(step=epoch + 1):
             tf.summary.image("samples/grid", grid_batch(grid))
         self.writer.flush()

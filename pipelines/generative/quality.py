@@ -31,11 +31,14 @@ def build_classifier(image_shape: tuple, classes: int) -> keras.Model:
     return keras.Model(image, probabilities, name="quality_classifier")
 
 
-def train_classifier(train: tf.data.Dataset, validation: tf.data.Dataset, image_shape: tuple, classes: int,
-                     epochs: int) -> tuple[keras.Model, float]:
+def train_classifier(
+    train: tf.data.Dataset, validation: tf.data.Dataset, image_shape: tuple, classes: int, epochs: int
+) -> tuple[keras.Model, float]:
     """The classifier, fitted on the training split; its accuracy on ``validation``."""
     classifier = build_classifier(image_shape, classes)
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     classifier.fit(train, epochs=epochs, verbose=0)
     return classifier, float(classifier.evaluate(validation, verbose=0)[1])
 

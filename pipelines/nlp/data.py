@@ -13,7 +13,7 @@ import io
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +42,13 @@ class RawText:
         return {split: len(self.labels[split]) for split in SPLITS}
 
 
-def labelled(texts: list[str], label_names: list[str], config: Any, name: str,
-             official_test: Optional[tuple[list[str], list[str]]] = None) -> RawText:
+def labelled(
+    texts: list[str],
+    label_names: list[str],
+    config: Any,
+    name: str,
+    official_test: tuple[list[str], list[str]] | None = None,
+) -> RawText:
     """Texts and their label names -> stratified train/validation/test (the test split: ``official_test`` if given)."""
     class_names = sorted(set(label_names) | set(official_test[1] if official_test else []))
     if len(class_names) < 2:
@@ -51,15 +56,20 @@ def labelled(texts: list[str], label_names: list[str], config: Any, name: str,
     counts = Counter(label_names)
     rare = sorted(c for c in counts if counts[c] < 3)
     if rare:
-        raise UserError(f"{name}: class(es) {', '.join(map(repr, rare[:5]))} have fewer than 3 examples; every class "
-                        "needs one for training, validation and test (is a header row read as data? set data.header)")
+        raise UserError(
+            f"{name}: class(es) {', '.join(map(repr, rare[:5]))} have fewer than 3 examples; every class "
+            "needs one for training, validation and test (is a header row read as data? set data.header)"
+        )
     index = {c: i for i, c in enumerate(class_names)}
     texts = np.array(texts, dtype=object)
     labels = np.array([index[c] for c in label_names], dtype=np.int64)
     fractions = {"validation": config.validation_fraction}
     if official_test is None:
         # Test first: the same seed gives the same test split whatever the validation share.
-        fractions = {"test": config.test_fraction, "validation": config.validation_fraction * (1 - config.test_fraction)}
+        fractions = {
+            "test": config.test_fraction,
+            "validation": config.validation_fraction * (1 - config.test_fraction),
+        }
     parts = stratified_split(labels, fractions, config.split_seed)
     split_texts = {split: texts[idx] for split, idx in parts.items()}
     split_labels = {split: labels[idx] for split, idx in parts.items()}
@@ -82,8 +92,10 @@ def decoded(path: Path, encoding: str) -> str:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise UserError(f"{path} line {line}: bytes that are not {encoding} ({raw[err.start:err.start + 4]!r}); "
-                        f"convert the file, or set data.encoding (e.g. latin-1)") from None
+        raise UserError(
+            f"{path} line {line}: bytes that are not {encoding} ({raw[err.start : err.start + 4]!r}); "
+            f"convert the file, or set data.encoding (e.g. latin-1)"
+        ) from None
     except LookupError:
         raise UserError(f"unknown data.encoding '{encoding}'") from None
     return text.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not part of the first field
@@ -98,7 +110,7 @@ def delimiter_for(path: Path, setting: str) -> str:
     return delimiter
 
 
-def column_index(setting: str, header: Optional[list[str]], path: Path, role: str) -> Optional[int]:
+def column_index(setting: str, header: list[str] | None, path: Path, role: str) -> int | None:
     """A column given by name (needs a header) or 0-based position; None for ``auto``."""
     if setting == "auto":
         return None
@@ -136,7 +148,7 @@ def first_row_is_header(setting: str, rows: list, label_column: str, text_column
     return bool(labels) and labels[0] not in labels[1:]
 
 
-def label_and_text_columns(config: Any, header: Optional[list[str]], width: int, path: Path) -> tuple[int, int]:
+def label_and_text_columns(config: Any, header: list[str] | None, width: int, path: Path) -> tuple[int, int]:
     """0-based label and text columns: as set, else the columns named label/text, else the other of two, else 0 and 1."""
     chosen = {role: column_index(getattr(config, f"{role}_column"), header, path, role) for role in ("label", "text")}
     for role, other, default in (("label", "text", 0), ("text", "label", 1)):
@@ -149,11 +161,14 @@ def label_and_text_columns(config: Any, header: Optional[list[str]], width: int,
                 chosen[role] = default
     label_at, text_at = chosen["label"], chosen["text"]
     if max(label_at, text_at) >= width:
-        raise UserError(f"{path}: rows have {width} field(s), but the label/text columns are {label_at}/{text_at} "
-                        "(0-based); set data.label_column and data.text_column")
+        raise UserError(
+            f"{path}: rows have {width} field(s), but the label/text columns are {label_at}/{text_at} "
+            "(0-based); set data.label_column and data.text_column"
+        )
     if label_at == text_at:
-        raise UserError(f"{path}: the label and text columns are the same ({label_at}); set data.label_column and "
-                        "data.text_column")
+        raise UserError(
+            f"{path}: the label and text columns are the same ({label_at}); set data.label_column and data.text_column"
+        )
     return label_at, text_at
 
 
@@ -170,8 +185,10 @@ def read_table(path: Path, config: Any) -> tuple[list[str], list[str]]:
     label_at, text_at = label_and_text_columns(config, header, width, path)
     for line, row in rows:
         if len(row) != width:
-            raise UserError(f"{path} line {line}: {len(row)} fields where the {'header' if header else 'first row'} "
-                            f"has {width}; fix the row or set data.delimiter")
+            raise UserError(
+                f"{path} line {line}: {len(row)} fields where the {'header' if header else 'first row'} "
+                f"has {width}; fix the row or set data.delimiter"
+            )
         if not row[label_at].strip():
             raise UserError(f"{path} line {line}: the label is empty; fill it or remove the row")
     return [row[text_at] for _, row in rows], [row[label_at].strip() for _, row in rows]
@@ -186,7 +203,9 @@ def checked(reader, path: Path):
         except StopIteration:
             return
         except csv.Error as err:
-            raise UserError(f"{path} line {starts_at}: {err}; check the quotes in this row, or set data.delimiter") from None
+            raise UserError(
+                f"{path} line {starts_at}: {err}; check the quotes in this row, or set data.delimiter"
+            ) from None
         yield row
 
 
@@ -195,8 +214,10 @@ def table_source(config: Any) -> RawText:
     """A TSV/CSV file: label<TAB>text by default; columns by name or 0-based position."""
     path = Path(config.path)
     if not path.is_file():
-        raise UserError(f"data file {path} does not exist; pass a TSV/CSV file, a folder of class subfolders, "
-                        "or tfds:NAME for a TensorFlow Datasets dataset")
+        raise UserError(
+            f"data file {path} does not exist; pass a TSV/CSV file, a folder of class subfolders, "
+            "or tfds:NAME for a TensorFlow Datasets dataset"
+        )
     texts, labels = read_table(path, config)
     return labelled(texts, labels, config, path.name)
 
@@ -230,8 +251,13 @@ def folder_source(config: Any) -> RawText:
         test_paths = [(p, c) for c in classes for p in test[c]]
         log.info("reading %d + %d text files", len(train_paths), len(test_paths))
         official = (read_texts([p for p, _ in test_paths], config.encoding), [c for _, c in test_paths])
-        return labelled(read_texts([p for p, _ in train_paths], config.encoding), [c for _, c in train_paths],
-                        config, root.name, official_test=official)
+        return labelled(
+            read_texts([p for p, _ in train_paths], config.encoding),
+            [c for _, c in train_paths],
+            config,
+            root.name,
+            official_test=official,
+        )
     folders = class_folders(root)
     if not folders:
         raise UserError(f"{root} has no subfolders with .txt files; make one subfolder of .txt files per class")
@@ -251,8 +277,9 @@ def pick_feature(features: dict, kind: type, setting: str, name: str, role: str)
         return setting
     if len(candidates) == 1 or role in candidates:
         return candidates[0] if len(candidates) == 1 else role
-    raise UserError(f"tfds dataset '{name}' has {role} features {candidates or 'none'}; "
-                    f"choose one with data.{role}_column")
+    raise UserError(
+        f"tfds dataset '{name}' has {role} features {candidates or 'none'}; choose one with data.{role}_column"
+    )
 
 
 @SOURCES.register("tfds")
@@ -276,9 +303,11 @@ def tfds_source(config: Any) -> RawText:
     empty = [split for split in ("validation", "test") if len(labels[split]) == 0]
     if empty:  # e.g. glue/sst2, whose test labels are withheld: hold out labelled training rows instead
         log.info("tfds:%s has no labelled %s rows; holding out part of its training split", name, "/".join(empty))
-        parts = stratified_split(labels["train"], {s: config.test_fraction if s == "test" else config.validation_fraction
-                                                   for s in empty}, config.split_seed)
+        parts = stratified_split(
+            labels["train"],
+            {s: config.test_fraction if s == "test" else config.validation_fraction for s in empty},
+            config.split_seed,
+        )
         for split, idx in parts.items():
             texts[split], labels[split] = texts["train"][idx], labels["train"][idx]
     return RawText(texts, labels, class_names, f"tfds:{name}")
-

@@ -84,7 +84,9 @@ def lstm(config: Any, inputs: TextInputs) -> keras.Model:
     _, x = embedded_ids(config, inputs, text, mask_zero=True)
     for layer in range(config.depth):
         more = layer < config.depth - 1
-        x = keras.layers.Bidirectional(keras.layers.LSTM(config.width, return_sequences=more, dropout=config.dropout))(x)
+        x = keras.layers.Bidirectional(keras.layers.LSTM(config.width, return_sequences=more, dropout=config.dropout))(
+            x
+        )
     return keras.Model(text, classifier_head(x, inputs.n_classes, config.dropout), name="lstm")
 
 
@@ -145,8 +147,11 @@ def learned_embeddings(model: keras.Model, most_frequent: int = 5000) -> tuple[n
 
 def vectorizer_vocabularies(model: keras.Model) -> dict[str, list[str]]:
     """Each TextVectorization layer's vocabulary, by layer name."""
-    return {layer.name: layer.get_vocabulary() for layer in model.layers
-            if isinstance(layer, keras.layers.TextVectorization)}
+    return {
+        layer.name: layer.get_vocabulary()
+        for layer in model.layers
+        if isinstance(layer, keras.layers.TextVectorization)
+    }
 
 
 def lengths_in_tokens(texts: np.ndarray, split: str) -> np.ndarray:

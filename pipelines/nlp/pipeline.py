@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Optional
 
 import keras
 import numpy as np
@@ -34,19 +33,23 @@ TOKENS = ("word", "character")
 @dataclasses.dataclass
 class NlpDataConfig:
     source: str = "auto"  # auto | table | folder | tfds  (auto: from --data; tfds imdb_reviews without it)
-    path: Optional[str] = None  # TSV/CSV file, folder of class subfolders, or tfds dataset name
+    path: str | None = None  # TSV/CSV file, folder of class subfolders, or tfds dataset name
     # A name (header row) or 0-based position. auto: a header column named label/text, the other of two
     # columns, else 0 (label) and 1 (text); tfds: its ClassLabel and Text features.
     label_column: str = "auto"
     text_column: str = "auto"
-    header: str = "auto"  # auto: a header when a column is given by name, or when the first label occurs only once | true | false
+    header: str = (
+        "auto"  # auto: a header when a column is given by name, or when the first label occurs only once | true | false
+    )
     delimiter: str = "auto"  # auto: comma for .csv, tab otherwise | tab | comma | one character
     encoding: str = "utf-8"
     test_fraction: float = 0.2  # sources without a test split
     validation_fraction: float = 0.1  # of what the test split leaves
     split_seed: int = 0
-    class_weight: str = "auto"  # auto: balanced when the rarest class has < 40% of an even share (2 classes: < 20%) | balanced | none
-    tfds_data_dir: Optional[str] = None
+    class_weight: str = (
+        "auto"  # auto: balanced when the rarest class has < 40% of an even share (2 classes: < 20%) | balanced | none
+    )
+    tfds_data_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -93,7 +96,7 @@ class NlpData(Data):
         return "raw text input"
 
 
-def balanced_class_weight(labels: np.ndarray, n_classes: int, setting: str) -> Optional[dict[int, float]]:
+def balanced_class_weight(labels: np.ndarray, n_classes: int, setting: str) -> dict[int, float] | None:
     """Weights n / (k * count) per class: 'balanced', or under 'auto' only when the rarest class has less than
     40% of an even share (for two classes: under 20% of the texts)."""
     if setting not in ("auto", "balanced", "none"):
@@ -114,7 +117,7 @@ def fingerprint(raw: text_data.RawText) -> str:
     return digest.hexdigest()
 
 
-def keras_standardize(setting: str, key: str) -> Optional[str]:
+def keras_standardize(setting: str, key: str) -> str | None:
     if setting not in STANDARDIZE:
         raise UserError(f"unknown text.{key} '{setting}'; choose one of: {', '.join(STANDARDIZE)}")
     return None if setting == "none" else setting
@@ -142,14 +145,17 @@ class NlpPipeline(ClassificationPipeline):
         if t.tokens not in TOKENS:
             raise UserError(f"unknown text.tokens '{t.tokens}'; choose one of: {', '.join(TOKENS)}")
         if min(t.max_tokens, t.char_max_tokens) < 10 or min(t.word_ngrams, t.char_ngrams, t.sequence_length) < 0:
-            raise UserError("text.max_tokens and char_max_tokens must be >= 10, and word_ngrams, char_ngrams, "
-                            "sequence_length >= 0")
+            raise UserError(
+                "text.max_tokens and char_max_tokens must be >= 10, and word_ngrams, char_ngrams, sequence_length >= 0"
+            )
         if config.model.name in text_models.BAG_MODELS and not (t.word_ngrams or t.char_ngrams):
             raise UserError("the bag model needs text.word_ngrams or text.char_ngrams > 0")
         if config.model.name not in text_models.BAG_MODELS and config.model.depth < 1:
             raise UserError(f"model.depth must be >= 1 for {config.model.name}, got {config.model.depth}")
         if config.model.name == "transformer" and (config.model.heads < 1 or config.model.width % config.model.heads):
-            raise UserError(f"model.width ({config.model.width}) must be a multiple of model.heads ({config.model.heads})")
+            raise UserError(
+                f"model.width ({config.model.width}) must be a multiple of model.heads ({config.model.heads})"
+            )
         self.models.get(config.model.name)  # an unknown model name, before the data is read
 
     def resolve_source(self, d: NlpDataConfig) -> str:
@@ -169,13 +175,27 @@ class NlpPipeline(ClassificationPipeline):
             # Written into the run's config.yaml, so a repeat of the run pads the same way.
             config.text.sequence_length = int(np.clip(np.percentile(lengths, 95), 8, 512))
         splits = {
-            split: batched(tf.data.Dataset.from_tensor_slices((raw.texts[split], raw.labels[split])),
-                           batch_size=config.train.batch_size, training=split == "train", seed=config.train.seed)
+            split: batched(
+                tf.data.Dataset.from_tensor_slices((raw.texts[split], raw.labels[split])),
+                batch_size=config.train.batch_size,
+                training=split == "train",
+                seed=config.train.seed,
+            )
             for split in text_data.SPLITS
         }
         weights = balanced_class_weight(raw.labels["train"], len(raw.class_names), config.data.class_weight)
-        return NlpData(splits["train"], splits["validation"], splits["test"], raw.class_names, (), raw.sizes,
-                       raw.name, class_weight=weights, fingerprint=fingerprint(raw), texts=raw.texts)
+        return NlpData(
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            raw.class_names,
+            (),
+            raw.sizes,
+            raw.name,
+            class_weight=weights,
+            fingerprint=fingerprint(raw),
+            texts=raw.texts,
+        )
 
     @staticmethod
     def split_mode(config: NlpConfig) -> str:
@@ -185,25 +205,43 @@ class NlpPipeline(ClassificationPipeline):
         """TextVectorization layers adapted on the training texts only."""
         t = config.text
         if config.model.name in text_models.BAG_MODELS:
-            specs = [("words", t.word_ngrams, "whitespace", t.standardize, "standardize", t.max_tokens),
-                     ("chars", t.char_ngrams, "character", t.char_standardize, "char_standardize", t.char_max_tokens)]
-            layers = [keras.layers.TextVectorization(max_tokens=size, standardize=keras_standardize(standardize, key),
-                                                     split=split, ngrams=n if n > 1 else None, output_mode="tf_idf",
-                                                     name=f"{name}_tfidf")
-                      for name, n, split, standardize, key, size in specs if n > 0]
+            specs = [
+                ("words", t.word_ngrams, "whitespace", t.standardize, "standardize", t.max_tokens),
+                ("chars", t.char_ngrams, "character", t.char_standardize, "char_standardize", t.char_max_tokens),
+            ]
+            layers = [
+                keras.layers.TextVectorization(
+                    max_tokens=size,
+                    standardize=keras_standardize(standardize, key),
+                    split=split,
+                    ngrams=n if n > 1 else None,
+                    output_mode="tf_idf",
+                    name=f"{name}_tfidf",
+                )
+                for name, n, split, standardize, key, size in specs
+                if n > 0
+            ]
         else:
             standardize = t.char_standardize if t.tokens == "character" else t.standardize
-            layers = [keras.layers.TextVectorization(max_tokens=t.max_tokens, standardize=keras_standardize(standardize, "standardize"),
-                                                     split=self.split_mode(config), output_mode="int",
-                                                     output_sequence_length=t.sequence_length, name="token_ids")]
+            layers = [
+                keras.layers.TextVectorization(
+                    max_tokens=t.max_tokens,
+                    standardize=keras_standardize(standardize, "standardize"),
+                    split=self.split_mode(config),
+                    output_mode="int",
+                    output_sequence_length=t.sequence_length,
+                    name="token_ids",
+                )
+            ]
         texts = tf.data.Dataset.from_tensor_slices(train_texts).batch(512)
         for layer in layers:
             layer.adapt(texts)
         return layers
 
     def build_model(self, config: NlpConfig, data: NlpData) -> keras.Model:
-        inputs = text_models.TextInputs(self.vectorizers(config, data.texts["train"]), len(data.class_names),
-                                        config.text.sequence_length)
+        inputs = text_models.TextInputs(
+            self.vectorizers(config, data.texts["train"]), len(data.class_names), config.text.sequence_length
+        )
         return self.models.get(config.model.name)(config.model, inputs)
 
     def evaluate(self, model: keras.Model, data: NlpData, config: NlpConfig, run: RunDir, step: int) -> dict:
@@ -212,7 +250,9 @@ class NlpPipeline(ClassificationPipeline):
         vocabularies.mkdir(exist_ok=True)
         for name, tokens in text_models.vectorizer_vocabularies(model).items():
             # Line i is token id i (tf-idf: column i); newlines and tabs in character tokens escaped.
-            (vocabularies / f"{name}.txt").write_text("".join(f"{projector.shown(t)}\n" for t in tokens), encoding="utf-8")
+            (vocabularies / f"{name}.txt").write_text(
+                "".join(f"{projector.shown(t)}\n" for t in tokens), encoding="utf-8"
+            )
         embeddings = text_models.learned_embeddings(model)
         if embeddings is not None:
             projector.write(run.logs, *embeddings)
@@ -242,12 +282,14 @@ class NlpPipeline(ClassificationPipeline):
 
         return {"serving_default": (classify, [tf.TensorSpec([None], tf.string, name="text")])}
 
-    def tflite_signature(self) -> Optional[str]:
+    def tflite_signature(self) -> str | None:
         # Checked with TF 2.21: the converter rejects TextVectorization's string ops (StringSplitV2,
         # StringLower, StaticRegexReplace, UnicodeDecode, bincounts) as not builtin, and StringNGrams
         # is not even a Select TF op.
-        raise UserError("TFLite has no kernels for the text model's TextVectorization (string splitting, "
-                        "lowercasing, n-grams); serve the SavedModel: export --format saved_model")
+        raise UserError(
+            "TFLite has no kernels for the text model's TextVectorization (string splitting, "
+            "lowercasing, n-grams); serve the SavedModel: export --format saved_model"
+        )
 
     def read_inputs(self, inputs: list[str], model: keras.Model, config: NlpConfig) -> np.ndarray:
         return np.array(inputs, dtype=object)

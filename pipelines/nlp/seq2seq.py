@@ -73,9 +73,18 @@ class Translator(keras.Model):
 
     NETWORKS = ("encoder", "decoder", "source_vocabulary", "target_vocabulary")
 
-    def __init__(self, encoder, decoder, source_vocabulary, target_vocabulary, max_length: int,
-                 lowercase_source: bool = True, lowercase_target: bool = False, label_smoothing: float = 0.0,
-                 **kwargs):
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        source_vocabulary,
+        target_vocabulary,
+        max_length: int,
+        lowercase_source: bool = True,
+        lowercase_target: bool = False,
+        label_smoothing: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.encoder, self.decoder = encoder, decoder
         self.source_vocabulary, self.target_vocabulary = source_vocabulary, target_vocabulary
@@ -101,8 +110,14 @@ class Translator(keras.Model):
         """[START] tokens [END], padded or cut to max_length + 1 (inputs and labels are it shifted by one)."""
         ids = self.target_vocabulary(words(texts, self.lowercase_target))[:, : self.max_length - 1]
         batch = ids.nrows()
-        ids = tf.concat([tf.fill([batch, 1], tf.constant(START_ID, ids.dtype)), ids,
-                         tf.fill([batch, 1], tf.constant(END_ID, ids.dtype))], axis=1)
+        ids = tf.concat(
+            [
+                tf.fill([batch, 1], tf.constant(START_ID, ids.dtype)),
+                ids,
+                tf.fill([batch, 1], tf.constant(END_ID, ids.dtype)),
+            ],
+            axis=1,
+        )
         return ids.to_tensor(shape=[None, self.max_length + 1])
 
     def encode(self, source_ids, training=False):
@@ -131,8 +146,9 @@ class Translator(keras.Model):
 
     def train_step(self, data):
         sources, targets = data
-        return self.track(*descend(self.optimizer, self.trainable_variables,
-                                   lambda: self.losses_of(sources, targets, training=True)))
+        return self.track(
+            *descend(self.optimizer, self.trainable_variables, lambda: self.losses_of(sources, targets, training=True))
+        )
 
     def test_step(self, data):
         return self.track(*self.losses_of(*data, training=False))
@@ -160,8 +176,9 @@ class Translator(keras.Model):
         source_ids = self.source_ids(texts)
         memory = self.encode(source_ids)
         batch, length = tf.shape(source_ids)[0], self.max_length
-        tokens = tf.concat([tf.fill([batch, 1], tf.constant(START_ID, tf.int64)),
-                            tf.zeros([batch, length], tf.int64)], axis=1)
+        tokens = tf.concat(
+            [tf.fill([batch, 1], tf.constant(START_ID, tf.int64)), tf.zeros([batch, length], tf.int64)], axis=1
+        )
         done = tf.zeros([batch], tf.bool)
 
         def step(position, tokens, done):
@@ -171,8 +188,9 @@ class Translator(keras.Model):
             return position + 1, tokens, done | (chosen == END_ID)
 
         # An explicit while loop (not a Python one for AutoGraph): the SavedModel export traces without AutoGraph.
-        _, tokens, _ = tf.while_loop(lambda position, _, done: (position < length) & ~tf.reduce_all(done),
-                                     step, [tf.constant(0), tokens, done])
+        _, tokens, _ = tf.while_loop(
+            lambda position, _, done: (position < length) & ~tf.reduce_all(done), step, [tf.constant(0), tokens, done]
+        )
         return self.text_of(tokens[:, 1:])
 
     def beam(self, texts: tf.Tensor, beam_size: int, length_penalty: float = 0.6) -> tf.Tensor:
@@ -186,8 +204,9 @@ class Translator(keras.Model):
         # Each source repeated beam_size times: row b * k + i is beam i of source b.
         source_rows = tf.repeat(source_ids, k, axis=0)
         memory_rows = tf.repeat(memory, k, axis=0)
-        tokens = tf.concat([tf.fill([batch * k, 1], tf.constant(START_ID, tf.int64)),
-                            tf.zeros([batch * k, length], tf.int64)], axis=1)
+        tokens = tf.concat(
+            [tf.fill([batch * k, 1], tf.constant(START_ID, tf.int64)), tf.zeros([batch * k, length], tf.int64)], axis=1
+        )
         # Only beam 0 is alive at the start: the others would repeat it.
         scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -1e9)], 0)[None, :], [batch, 1])
         lengths = tf.zeros([batch, k], tf.float32)
@@ -196,8 +215,9 @@ class Translator(keras.Model):
         only_padding = tf.concat([[0.0], tf.fill([vocabulary - 1], -1e9)], 0)
 
         def step(position, tokens, scores, lengths, done):
-            log_p = tf.reshape(self.next_log_probabilities(source_rows, memory_rows, tokens[:, :-1], position),
-                               [batch, k, vocabulary])
+            log_p = tf.reshape(
+                self.next_log_probabilities(source_rows, memory_rows, tokens[:, :-1], position), [batch, k, vocabulary]
+            )
             log_p = tf.where(done[..., None], only_padding[None, None, :], log_p)
             raw = scores[..., None] + log_p
             new_lengths = tf.where(done, lengths, lengths + 1)[..., None] + tf.zeros_like(raw)
@@ -208,11 +228,19 @@ class Translator(keras.Model):
             tokens = tf.gather(tokens, rows)
             tokens += tf.one_hot(position + 1, length + 1, dtype=tf.int64)[None, :] * tf.reshape(chosen, [-1, 1])
             done = tf.reshape(tf.gather(tf.reshape(done, [-1]), rows), [batch, k]) | (chosen == END_ID) | (chosen == 0)
-            return (position + 1, tokens, tf.gather(tf.reshape(raw, [batch, -1]), best, batch_dims=1),
-                    tf.gather(tf.reshape(new_lengths, [batch, -1]), best, batch_dims=1), done)
+            return (
+                position + 1,
+                tokens,
+                tf.gather(tf.reshape(raw, [batch, -1]), best, batch_dims=1),
+                tf.gather(tf.reshape(new_lengths, [batch, -1]), best, batch_dims=1),
+                done,
+            )
 
-        _, tokens, _, _, _ = tf.while_loop(lambda position, *state: (position < length) & ~tf.reduce_all(state[-1]),
-                                           step, [tf.constant(0), tokens, scores, lengths, done])
+        _, tokens, _, _, _ = tf.while_loop(
+            lambda position, *state: (position < length) & ~tf.reduce_all(state[-1]),
+            step,
+            [tf.constant(0), tokens, scores, lengths, done],
+        )
         # Beams are kept sorted by their normalised score: beam 0 is the best.
         best_rows = tf.range(batch) * k
         return self.text_of(tf.gather(tokens, best_rows)[:, 1:])
@@ -229,9 +257,16 @@ class Translator(keras.Model):
     # --- saving --------------------------------------------------------------------------------
 
     def get_config(self):
-        return with_networks({**super().get_config(), "max_length": self.max_length,
-                              "lowercase_source": self.lowercase_source, "lowercase_target": self.lowercase_target,
-                              "label_smoothing": self.label_smoothing}, self)
+        return with_networks(
+            {
+                **super().get_config(),
+                "max_length": self.max_length,
+                "lowercase_source": self.lowercase_source,
+                "lowercase_target": self.lowercase_target,
+                "label_smoothing": self.label_smoothing,
+            },
+            self,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -252,13 +287,24 @@ class Parts:
 
 
 def translator(parts: Parts, encoder, decoder, name: str) -> Translator:
-    return Translator(encoder, decoder, parts.source_vocabulary, parts.target_vocabulary, parts.max_length,
-                      parts.lowercase_source, parts.lowercase_target, parts.label_smoothing, name=name)
+    return Translator(
+        encoder,
+        decoder,
+        parts.source_vocabulary,
+        parts.target_vocabulary,
+        parts.max_length,
+        parts.lowercase_source,
+        parts.lowercase_target,
+        parts.label_smoothing,
+        name=name,
+    )
 
 
 def id_inputs(parts: Parts):
-    return (keras.Input((parts.max_length,), dtype="int64", name="source_ids"),
-            keras.Input((parts.max_length,), dtype="int64", name="target_ids"))
+    return (
+        keras.Input((parts.max_length,), dtype="int64", name="source_ids"),
+        keras.Input((parts.max_length,), dtype="int64", name="target_ids"),
+    )
 
 
 def decoder_block(x, memory, heads: int, dim: int, dropout: float, cross_mask):
@@ -268,7 +314,9 @@ def decoder_block(x, memory, heads: int, dim: int, dropout: float, cross_mask):
     attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(normed, normed, use_causal_mask=True)
     x = layers.Add()([x, attended])
     normed = layers.LayerNormalization()(x)
-    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(normed, memory, attention_mask=cross_mask)
+    attended = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout)(
+        normed, memory, attention_mask=cross_mask
+    )
     return feed_forward(layers.Add()([x, attended]), dim, dropout)
 
 
@@ -285,8 +333,13 @@ def transformer(config: Any, parts: Parts) -> Translator:
     present = TokensPresent()(source_ids)  # padding masked; an empty source keeps one position
     x = embedded(source_ids, parts.source_vocabulary, config.width, config.dropout, "source_embedding")
     for _ in range(config.depth):
-        x = encoder_block(x, config.heads, config.width, config.dropout,
-                          keras.ops.logical_and(present[:, None, :], present[:, :, None]))
+        x = encoder_block(
+            x,
+            config.heads,
+            config.width,
+            config.dropout,
+            keras.ops.logical_and(present[:, None, :], present[:, :, None]),
+        )
     encoder = keras.Model(source_ids, layers.LayerNormalization()(x), name="encoder")
 
     memory = keras.Input((parts.max_length, config.width), name="memory")
@@ -296,7 +349,8 @@ def transformer(config: Any, parts: Parts) -> Translator:
     for _ in range(config.depth):
         y = decoder_block(y, memory, config.heads, config.width, config.dropout, cross_mask)
     logits = layers.Dense(parts.target_vocabulary.vocabulary_size(), dtype="float32", name="logits")(
-        layers.LayerNormalization()(y))
+        layers.LayerNormalization()(y)
+    )
     decoder = keras.Model([target_ids, memory, source_for_mask], logits, name="decoder")
     return translator(parts, encoder, decoder, "transformer")
 
@@ -308,7 +362,8 @@ def lstm(config: Any, parts: Parts) -> Translator:
     source_ids, target_ids = id_inputs(parts)
     x = layers.Embedding(parts.source_vocabulary.vocabulary_size(), config.width, name="source_embedding")(source_ids)
     x = layers.Bidirectional(layers.LSTM(config.width // 2, return_sequences=True, dropout=config.dropout))(
-        x, mask=TokensPresent()(source_ids))
+        x, mask=TokensPresent()(source_ids)
+    )
     encoder = keras.Model(source_ids, x, name="encoder")
 
     memory = keras.Input((parts.max_length, config.width), name="memory")
@@ -321,6 +376,7 @@ def lstm(config: Any, parts: Parts) -> Translator:
     context = layers.Attention()([y, memory], mask=[None, present])
     y = layers.Dense(config.width, activation="tanh")(layers.Concatenate()([y, context]))
     logits = layers.Dense(parts.target_vocabulary.vocabulary_size(), dtype="float32", name="logits")(
-        layers.Dropout(config.dropout)(y))
+        layers.Dropout(config.dropout)(y)
+    )
     decoder = keras.Model([target_ids, memory, source_for_mask], logits, name="decoder")
     return translator(parts, encoder, decoder, "lstm")

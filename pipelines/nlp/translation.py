@@ -12,8 +12,8 @@ import dataclasses
 import hashlib
 import unicodedata
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import keras
 import numpy as np
@@ -22,9 +22,9 @@ import tensorflow as tf
 from pipelines.core.config import TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
+from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
-from pipelines.core.registry import Registry
 from pipelines.core.tfds_splits import prepared_builder, split_slices
 from pipelines.nlp import seq2seq
 from pipelines.nlp.data import SPLITS, table_rows
@@ -36,8 +36,10 @@ MIN_PAIRS = 10
 
 @dataclasses.dataclass
 class TranslationDataConfig:
-    source: str = "auto"  # auto | pairs | tfds  (auto: pairs for a file; tfds ted_hrlr_translate/pt_to_en without --data)
-    path: Optional[str] = None  # TSV file of pairs, or a tfds translation dataset name
+    source: str = (
+        "auto"  # auto | pairs | tfds  (auto: pairs for a file; tfds ted_hrlr_translate/pt_to_en without --data)
+    )
+    path: str | None = None  # TSV file of pairs, or a tfds translation dataset name
     source_column: int = 0  # 0-based: the side translated from
     target_column: int = 1  # the side translated to (further columns, e.g. Tatoeba's attribution, are ignored)
     header: bool = False  # the first row names the columns
@@ -49,7 +51,7 @@ class TranslationDataConfig:
     test_fraction: float = 0.1
     validation_fraction: float = 0.1
     split_seed: int = 0
-    tfds_data_dir: Optional[str] = None
+    tfds_data_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -84,9 +86,20 @@ class TranslationConfig:
     data: TranslationDataConfig = dataclasses.field(default_factory=TranslationDataConfig)
     text: TranslationTextConfig = dataclasses.field(default_factory=TranslationTextConfig)
     model: TranslationModelConfig = dataclasses.field(default_factory=TranslationModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        epochs=60, batch_size=32, optimizer="adamw", learning_rate=1e-3, weight_decay=1e-4, schedule="cosine",
-        warmup_epochs=2, label_smoothing=0.1, early_stopping_patience=10, monitor="val_chrf"))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            epochs=60,
+            batch_size=32,
+            optimizer="adamw",
+            learning_rate=1e-3,
+            weight_decay=1e-4,
+            schedule="cosine",
+            warmup_epochs=2,
+            label_smoothing=0.1,
+            early_stopping_patience=10,
+            monitor="val_chrf",
+        )
+    )
     eval: TranslationEvalConfig = dataclasses.field(default_factory=TranslationEvalConfig)
 
 
@@ -105,7 +118,7 @@ class Pairs:
 
 @dataclasses.dataclass
 class TranslationData(Data):
-    pairs: Optional[Pairs] = None
+    pairs: Pairs | None = None
 
     def describe(self) -> str:
         counts = " / ".join(f"{self.sizes[s]:,} {s}" for s in SPLITS)
@@ -126,15 +139,20 @@ def split_pairs(sources: list[str], targets: list[str], config: TranslationDataC
         if not 0 < fraction < 0.5:
             raise UserError(f"data.{what}_fraction must be between 0 and 0.5, got {fraction}")
     if n - max(1, round(n * config.test_fraction)) - max(1, round(n * config.validation_fraction)) < MIN_PAIRS // 2:
-        raise UserError(f"{name}: {n} pairs leave too few for training after the test and validation shares; "
-                        "add pairs or lower data.test_fraction / data.validation_fraction")
+        raise UserError(
+            f"{name}: {n} pairs leave too few for training after the test and validation shares; "
+            "add pairs or lower data.test_fraction / data.validation_fraction"
+        )
     if config.split not in ("random", "ordered"):
         raise UserError(f"data.split must be random or ordered, got '{config.split}'")
     order = np.arange(n) if config.split == "ordered" else np.random.default_rng(config.split_seed).permutation(n)
     test = max(1, round(n * config.test_fraction))
     validation = max(1, round(n * config.validation_fraction))
-    parts = {"train": order[: n - test - validation], "validation": order[n - test - validation : n - test],
-             "test": order[n - test :]}
+    parts = {
+        "train": order[: n - test - validation],
+        "validation": order[n - test - validation : n - test],
+        "test": order[n - test :],
+    }
     sources, targets = np.array(sources, dtype=object), np.array(targets, dtype=object)
     return Pairs({s: sources[i] for s, i in parts.items()}, {s: targets[i] for s, i in parts.items()}, name)
 
@@ -144,26 +162,34 @@ def pairs_source(config: TranslationDataConfig) -> Pairs:
     """A TSV file of sentence pairs: source<TAB>target[<TAB>anything], columns configurable."""
     path = Path(config.path or "")
     if not config.path or not path.is_file():
-        raise UserError(f"data file {config.path} does not exist; pass a TSV file of source<TAB>target lines, "
-                        "or tfds:NAME for a TensorFlow Datasets translation dataset")
+        raise UserError(
+            f"data file {config.path} does not exist; pass a TSV file of source<TAB>target lines, "
+            "or tfds:NAME for a TensorFlow Datasets translation dataset"
+        )
     if min(config.source_column, config.target_column) < 0 or config.source_column == config.target_column:
-        raise UserError(f"data.source_column ({config.source_column}) and data.target_column ({config.target_column}) "
-                        "must be two different 0-based columns")
+        raise UserError(
+            f"data.source_column ({config.source_column}) and data.target_column ({config.target_column}) "
+            "must be two different 0-based columns"
+        )
     rows = table_rows(path, config)[1 if config.header else 0 :]
     width = max(config.source_column, config.target_column) + 1
     sources, targets = [], []
     for line, row in rows:
         if len(row) < width:
-            raise UserError(f"{path} line {line}: {len(row)} field(s) where a pair needs {width} (source<TAB>target); "
-                            "separate the sides with a tab, or set data.source_column/target_column")
+            raise UserError(
+                f"{path} line {line}: {len(row)} field(s) where a pair needs {width} (source<TAB>target); "
+                "separate the sides with a tab, or set data.source_column/target_column"
+            )
         for side, column in (("source", config.source_column), ("target", config.target_column)):
             if not row[column].strip():
                 raise UserError(f"{path} line {line}: the {side} sentence is empty; fill it or remove the line")
         sources.append(row[config.source_column].strip())
         targets.append(row[config.target_column].strip())
     if len(sources) < MIN_PAIRS:
-        raise UserError(f"{path} has {len(sources)} sentence pair(s); translation needs at least {MIN_PAIRS} "
-                        "(and thousands to translate well)")
+        raise UserError(
+            f"{path} has {len(sources)} sentence pair(s); translation needs at least {MIN_PAIRS} "
+            "(and thousands to translate well)"
+        )
     return split_pairs(sources, targets, config, path.name)
 
 
@@ -176,16 +202,23 @@ def tfds_source(config: TranslationDataConfig) -> Pairs:
     builder = prepared_builder(name, config.tfds_data_dir)
     keys = builder.info.supervised_keys
     features = builder.info.features
-    if not keys or len(keys) != 2 or any(getattr(features[k], "dtype", None) != tf.string for k in keys
-                                         if isinstance(k, str) and k in features):
-        raise UserError(f"tfds dataset '{name}' has no (source, target) text supervised keys; it is not a translation dataset")
+    if (
+        not keys
+        or len(keys) != 2
+        or any(getattr(features[k], "dtype", None) != tf.string for k in keys if isinstance(k, str) and k in features)
+    ):
+        raise UserError(
+            f"tfds dataset '{name}' has no (source, target) text supervised keys; it is not a translation dataset"
+        )
     sources, targets = {}, {}
     for split, spec in split_slices(builder.info, config.validation_fraction, config.test_fraction).items():
         pairs = list(tfds.as_numpy(builder.as_dataset(split=spec, as_supervised=True)))
         sources[split] = np.array([s.decode("utf-8") for s, _ in pairs], dtype=object)
         targets[split] = np.array([t.decode("utf-8") for _, t in pairs], dtype=object)
     if len(sources["train"]) < MIN_PAIRS:
-        raise UserError(f"tfds dataset '{name}' has {len(sources['train'])} training pairs; at least {MIN_PAIRS} needed")
+        raise UserError(
+            f"tfds dataset '{name}' has {len(sources['train'])} training pairs; at least {MIN_PAIRS} needed"
+        )
     return Pairs(sources, targets, f"tfds:{name}")
 
 
@@ -204,8 +237,10 @@ def scores(hypotheses: list[str], references: list[str]) -> dict:
     """Corpus BLEU (sacrebleu's default 13a tokenisation) and chrF, as sacrebleu reports them."""
     import sacrebleu
 
-    return {"bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-            "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2)}
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+    }
 
 
 def translations_table(sources, references, hypotheses, count: int) -> str:
@@ -241,13 +276,17 @@ class TranslationPipeline(Pipeline):
         if t.max_tokens < 10 or t.max_length < 0:
             raise UserError("text.max_tokens must be >= 10 and text.max_length >= 0")
         if m.depth < 1 or m.heads < 1 or m.width % m.heads or (m.name == "lstm" and m.width % 2):
-            raise UserError(f"model.depth and heads must be >= 1, and model.width ({m.width}) a multiple of heads "
-                            f"({m.heads}) (lstm: an even number)")
+            raise UserError(
+                f"model.depth and heads must be >= 1, and model.width ({m.width}) a multiple of heads "
+                f"({m.heads}) (lstm: an even number)"
+            )
         if config.eval.beam_size < 1:
             raise UserError(f"eval.beam_size must be >= 1 (1 = greedy), got {config.eval.beam_size}")
         if config.train.monitor in ("val_bleu", "val_chrf") and config.eval.every_epochs != 1:
-            raise UserError(f"train.monitor={config.train.monitor} needs the validation translations every epoch "
-                            f"(eval.every_epochs=1, got {config.eval.every_epochs}); or set train.monitor=val_loss")
+            raise UserError(
+                f"train.monitor={config.train.monitor} needs the validation translations every epoch "
+                f"(eval.every_epochs=1, got {config.eval.every_epochs}); or set train.monitor=val_loss"
+            )
 
     def resolve_source(self, d: TranslationDataConfig) -> str:
         if d.source != "auto":
@@ -257,30 +296,58 @@ class TranslationPipeline(Pipeline):
     def load_data(self, config: TranslationConfig) -> TranslationData:
         self.check_settings(config)
         pairs = self.sources.get(self.resolve_source(config.data))(config.data)
-        pairs.sources = {s: np.array(normalised(v, config.text.normalize), dtype=object) for s, v in pairs.sources.items()}
-        pairs.targets = {s: np.array(normalised(v, config.text.normalize), dtype=object) for s, v in pairs.targets.items()}
+        pairs.sources = {
+            s: np.array(normalised(v, config.text.normalize), dtype=object) for s, v in pairs.sources.items()
+        }
+        pairs.targets = {
+            s: np.array(normalised(v, config.text.normalize), dtype=object) for s, v in pairs.targets.items()
+        }
         if config.text.max_length == 0:
             # Written into the run's config.yaml, so a repeat of the run cuts the same way.
             config.text.max_length = int(np.clip(self.longest(pairs, config) + 1, 8, 256))
-        splits = {split: batched(tf.data.Dataset.from_tensor_slices((pairs.sources[split], pairs.targets[split])),
-                                 batch_size=config.train.batch_size, training=split == "train", seed=config.train.seed)
-                  for split in SPLITS}
-        return TranslationData(splits["train"], splits["validation"], splits["test"], [], (), pairs.sizes, pairs.name,
-                               fingerprint=fingerprint(pairs), pairs=pairs)
+        splits = {
+            split: batched(
+                tf.data.Dataset.from_tensor_slices((pairs.sources[split], pairs.targets[split])),
+                batch_size=config.train.batch_size,
+                training=split == "train",
+                seed=config.train.seed,
+            )
+            for split in SPLITS
+        }
+        return TranslationData(
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            [],
+            (),
+            pairs.sizes,
+            pairs.name,
+            fingerprint=fingerprint(pairs),
+            pairs=pairs,
+        )
 
     @staticmethod
     def longest(pairs: Pairs, config: TranslationConfig) -> int:
         """The longest training sentence of either side, in tokens."""
-        lengths = [seq2seq.words(tf.constant(list(texts)), lowercase).row_lengths().numpy().max()
-                   for texts, lowercase in ((pairs.sources["train"], config.text.lowercase_source),
-                                            (pairs.targets["train"], config.text.lowercase_target))]
+        lengths = [
+            seq2seq.words(tf.constant(list(texts)), lowercase).row_lengths().numpy().max()
+            for texts, lowercase in (
+                (pairs.sources["train"], config.text.lowercase_source),
+                (pairs.targets["train"], config.text.lowercase_target),
+            )
+        ]
         return int(max(lengths))
 
     def build_model(self, config: TranslationConfig, data: TranslationData) -> keras.Model:
         t, train = config.text, data.pairs
-        parts = seq2seq.Parts(seq2seq.adapted_vocabulary(train.sources["train"], t.lowercase_source, t.max_tokens),
-                              seq2seq.adapted_vocabulary(train.targets["train"], t.lowercase_target, t.max_tokens),
-                              t.max_length, t.lowercase_source, t.lowercase_target, config.train.label_smoothing)
+        parts = seq2seq.Parts(
+            seq2seq.adapted_vocabulary(train.sources["train"], t.lowercase_source, t.max_tokens),
+            seq2seq.adapted_vocabulary(train.targets["train"], t.lowercase_target, t.max_tokens),
+            t.max_length,
+            t.lowercase_source,
+            t.lowercase_target,
+            config.train.label_smoothing,
+        )
         return self.models.get(config.model.name)(config.model, parts)
 
     def compile_args(self, config: TranslationConfig, data: TranslationData) -> dict:
@@ -301,11 +368,18 @@ class TranslationPipeline(Pipeline):
             held = weakref.ref(model)  # the cache must not keep its key alive
             functions[beam_size, length_penalty] = tf.function(
                 lambda texts: held().translate(texts, beam_size, length_penalty),
-                input_signature=[tf.TensorSpec([None], tf.string)])
+                input_signature=[tf.TensorSpec([None], tf.string)],
+            )
         return functions[beam_size, length_penalty]
 
-    def translate(self, model: keras.Model, texts, config: TranslationConfig, beam_size: Optional[int] = None,
-                  batch_size: int = 64) -> list[str]:
+    def translate(
+        self,
+        model: keras.Model,
+        texts,
+        config: TranslationConfig,
+        beam_size: int | None = None,
+        batch_size: int = 64,
+    ) -> list[str]:
         beam = config.eval.beam_size if beam_size is None else beam_size
         run = self.translator(model, beam, config.eval.length_penalty)
         texts = list(texts)
@@ -314,7 +388,9 @@ class TranslationPipeline(Pipeline):
             out += [t.decode("utf-8") for t in run(tf.constant(texts[start : start + batch_size], tf.string)).numpy()]
         return out
 
-    def evaluate(self, model: keras.Model, data: TranslationData, config: TranslationConfig, run: RunDir, step: int) -> dict:
+    def evaluate(
+        self, model: keras.Model, data: TranslationData, config: TranslationConfig, run: RunDir, step: int
+    ) -> dict:
         pairs = data.pairs
         sources, references = list(pairs.sources["test"]), list(pairs.targets["test"])
         beam = config.eval.beam_size
@@ -323,15 +399,23 @@ class TranslationPipeline(Pipeline):
         if not model.compiled:  # loaded for evaluate: compiled only to run its test_step
             model.compile(optimizer=keras.optimizers.Adam(), **self.compile_args(config, data))
         losses = model.evaluate(data.test, verbose=0, return_dict=True)
-        metrics = {"split": "test", "pairs": len(sources), "decoding": f"beam {beam}" if beam > 1 else "greedy",
-                   **scores(hypotheses, references), "greedy": scores(greedy, references),
-                   "test_loss": round(float(losses["loss"]), 4),
-                   "test_token_accuracy": round(float(losses["token_accuracy"]), 4)}
+        metrics = {
+            "split": "test",
+            "pairs": len(sources),
+            "decoding": f"beam {beam}" if beam > 1 else "greedy",
+            **scores(hypotheses, references),
+            "greedy": scores(greedy, references),
+            "test_loss": round(float(losses["loss"]), 4),
+            "test_token_accuracy": round(float(losses["token_accuracy"]), 4),
+        }
         run.samples.mkdir(exist_ok=True)
         (run.samples / "translations.tsv").write_text(
             "source\treference\ttranslation\n"
-            + "".join(f"{one_line(s)}\t{one_line(r)}\t{one_line(h)}\n" for s, r, h in zip(sources, references, hypotheses)),
-            encoding="utf-8")
+            + "".join(
+                f"{one_line(s)}\t{one_line(r)}\t{one_line(h)}\n" for s, r, h in zip(sources, references, hypotheses)
+            ),
+            encoding="utf-8",
+        )
         writer = tf.summary.create_file_writer(str(run.logs / "eval"))
         with writer.as_default(step=step):
             for key in ("bleu", "chrf"):
@@ -343,18 +427,24 @@ class TranslationPipeline(Pipeline):
 
     def headline(self, metrics: dict) -> str:
         g = metrics["greedy"]
-        return (f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f} ({metrics['decoding']}; greedy: BLEU "
-                f"{g['bleu']:.2f}, chrF {g['chrf']:.2f}) on {metrics['pairs']} sentence pairs, token accuracy "
-                f"{metrics['test_token_accuracy']:.3f}")
+        return (
+            f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f} ({metrics['decoding']}; greedy: BLEU "
+            f"{g['bleu']:.2f}, chrF {g['chrf']:.2f}) on {metrics['pairs']} sentence pairs, token accuracy "
+            f"{metrics['test_token_accuracy']:.3f}"
+        )
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: TranslationConfig) -> Endpoints:
         beam, penalty = config.eval.beam_size, config.eval.length_penalty
         text = [tf.TensorSpec([None], tf.string, name="text")]
-        return {"serving_default": (lambda t: {"translation": model.translate(t, beam, penalty)}, text),
-                "greedy": (lambda t: {"translation": model.greedy(t)}, text),
-                "beam": (lambda t: {"translation": model.beam(t, max(beam, 2), penalty)}, text)}
+        return {
+            "serving_default": (lambda t: {"translation": model.translate(t, beam, penalty)}, text),
+            "greedy": (lambda t: {"translation": model.greedy(t)}, text),
+            "beam": (lambda t: {"translation": model.beam(t, max(beam, 2), penalty)}, text),
+        }
 
-    def predict_lines(self, inputs: list[str], model: keras.Model, info: dict, config: TranslationConfig) -> Iterator[str]:
+    def predict_lines(
+        self, inputs: list[str], model: keras.Model, info: dict, config: TranslationConfig
+    ) -> Iterator[str]:
         """One line per text: the text, a tab, its translation."""
         texts = normalised(inputs, config.text.normalize)
         for given, translation in zip(inputs, self.translate(model, texts, config)):
@@ -383,8 +473,9 @@ class TranslationProgress(keras.callbacks.Callback):
         if logs is not None:
             logs.update(val_bleu=found["bleu"], val_chrf=found["chrf"])
         with self.writer.as_default(step=epoch + 1):
-            tf.summary.text("translations/validation",
-                            translations_table(sources, references, hypotheses, self.config.eval.samples))
+            tf.summary.text(
+                "translations/validation", translations_table(sources, references, hypotheses, self.config.eval.samples)
+            )
         self.writer.flush()
 
     def on_train_end(self, logs=None):

@@ -42,7 +42,9 @@ def _find_chunks(contents: tf.Tensor, size: tf.Tensor):
         return body + chunk_len + chunk_len % 2, fmt_at, data_at, data_len  # chunks are word-aligned
 
     minus_one = tf.constant(-1, tf.int64)
-    _, fmt_at, data_at, data_len = tf.while_loop(more, step, (tf.constant(12, tf.int64), minus_one, minus_one, minus_one))
+    _, fmt_at, data_at, data_len = tf.while_loop(
+        more, step, (tf.constant(12, tf.int64), minus_one, minus_one, minus_one)
+    )
     return fmt_at, data_at, data_len
 
 
@@ -56,8 +58,9 @@ def decode_wav(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     # Zero bytes past the end keep every header read in range: a short or truncated header then
     # fails the checks below with their message. The audio itself is read within ``size`` only.
     contents = contents + "\0" * 48
-    is_wave = tf.logical_and(tf.equal(tf.strings.substr(contents, 0, 4), "RIFF"),
-                             tf.equal(tf.strings.substr(contents, 8, 4), "WAVE"))
+    is_wave = tf.logical_and(
+        tf.equal(tf.strings.substr(contents, 0, 4), "RIFF"), tf.equal(tf.strings.substr(contents, 8, 4), "WAVE")
+    )
     with tf.control_dependencies([tf.debugging.assert_equal(is_wave, True, message="not a RIFF/WAVE file")]):
         fmt_at, data_at, data_len = _find_chunks(contents, tf.maximum(size, 12))
     checks = [
@@ -76,16 +79,21 @@ def decode_wav(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     usable = tf.minimum(data_len, tf.maximum(size - data_at, 0))
     data = tf.strings.substr(contents, data_at, usable - usable % frame)
     # Branch index: 0 u8, 1 s16, 2 s24, 3 s32, 4 f32, 5 f64, 6 unsupported.
-    kind = tf.case([
-        (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 8)), lambda: 0),
-        (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 16)), lambda: 1),
-        (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 24)), lambda: 2),
-        (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 32)), lambda: 3),
-        (tf.logical_and(tf.equal(fmt_code, _FLOAT), tf.equal(bits, 32)), lambda: 4),
-        (tf.logical_and(tf.equal(fmt_code, _FLOAT), tf.equal(bits, 64)), lambda: 5),
-    ], default=lambda: 6)
+    kind = tf.case(
+        [
+            (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 8)), lambda: 0),
+            (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 16)), lambda: 1),
+            (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 24)), lambda: 2),
+            (tf.logical_and(tf.equal(fmt_code, _PCM), tf.equal(bits, 32)), lambda: 3),
+            (tf.logical_and(tf.equal(fmt_code, _FLOAT), tf.equal(bits, 32)), lambda: 4),
+            (tf.logical_and(tf.equal(fmt_code, _FLOAT), tf.equal(bits, 64)), lambda: 5),
+        ],
+        default=lambda: 6,
+    )
     checks = [
-        tf.debugging.assert_less(kind, 6, message="unsupported WAV encoding (need 8/16/24/32-bit PCM or 32/64-bit float)"),
+        tf.debugging.assert_less(
+            kind, 6, message="unsupported WAV encoding (need 8/16/24/32-bit PCM or 32/64-bit float)"
+        ),
         tf.debugging.assert_positive(channels, message="WAV header says 0 channels"),
         tf.debugging.assert_positive(rate, message="WAV header says sample rate 0"),
     ]
@@ -99,15 +107,18 @@ def decode_wav(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.zeros([0], tf.float32)
 
     with tf.control_dependencies(checks):
-        flat = tf.switch_case(tf.cast(kind, tf.int32), [
-            lambda: (tf.cast(tf.io.decode_raw(data, tf.uint8), tf.float32) - 128.0) / 128.0,
-            lambda: tf.cast(tf.io.decode_raw(data, tf.int16, little_endian=True), tf.float32) / 32768.0,
-            pcm24,
-            lambda: tf.cast(tf.io.decode_raw(data, tf.int32, little_endian=True), tf.float32) / 2.0**31,
-            lambda: tf.io.decode_raw(data, tf.float32, little_endian=True),
-            lambda: tf.cast(tf.io.decode_raw(data, tf.float64, little_endian=True), tf.float32),
-            empty,
-        ])
+        flat = tf.switch_case(
+            tf.cast(kind, tf.int32),
+            [
+                lambda: (tf.cast(tf.io.decode_raw(data, tf.uint8), tf.float32) - 128.0) / 128.0,
+                lambda: tf.cast(tf.io.decode_raw(data, tf.int16, little_endian=True), tf.float32) / 32768.0,
+                pcm24,
+                lambda: tf.cast(tf.io.decode_raw(data, tf.int32, little_endian=True), tf.float32) / 2.0**31,
+                lambda: tf.io.decode_raw(data, tf.float32, little_endian=True),
+                lambda: tf.cast(tf.io.decode_raw(data, tf.float64, little_endian=True), tf.float32),
+                empty,
+            ],
+        )
     return tf.reshape(flat, [-1, tf.cast(channels, tf.int32)]), rate
 
 
@@ -227,8 +238,11 @@ class Frontend:
 
     def mel_matrix(self, fft_length: int) -> tf.Tensor:
         return tf.signal.linear_to_mel_weight_matrix(
-            num_mel_bins=self.mel_bins, num_spectrogram_bins=fft_length // 2 + 1, sample_rate=self.sample_rate,
-            lower_edge_hertz=self.fmin, upper_edge_hertz=self.sample_rate / 2,
+            num_mel_bins=self.mel_bins,
+            num_spectrogram_bins=fft_length // 2 + 1,
+            sample_rate=self.sample_rate,
+            lower_edge_hertz=self.fmin,
+            upper_edge_hertz=self.sample_rate / 2,
         )
 
 
@@ -237,5 +251,7 @@ def subtract_voiced_mean(log_mel: tf.Tensor) -> tf.Tensor:
     (its microphone and room, mostly) is removed; padded silence stays at the floor."""
     floor = tf.math.log(SILENCE_FLOOR)
     voiced = tf.cast(tf.reduce_max(log_mel, axis=-1, keepdims=True) > floor + 1e-3, log_mel.dtype)
-    mean = tf.reduce_sum(log_mel * voiced, axis=-2, keepdims=True) / tf.maximum(tf.reduce_sum(voiced, -2, keepdims=True), 1.0)
+    mean = tf.reduce_sum(log_mel * voiced, axis=-2, keepdims=True) / tf.maximum(
+        tf.reduce_sum(voiced, -2, keepdims=True), 1.0
+    )
     return log_mel - mean * voiced

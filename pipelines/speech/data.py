@@ -12,7 +12,7 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -43,8 +43,8 @@ class RawAudio:
 class Clip:
     path: str
     label: str
-    speaker: Optional[str] = None
-    index: Optional[int] = None
+    speaker: str | None = None
+    index: int | None = None
 
 
 # --- file names and splits ------------------------------------------------------------------
@@ -95,13 +95,17 @@ def split_clips(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[str,
     """Indices per split: the test split by ``data.split``, validation drawn (stratified) from the rest."""
     kind, values = parse_split(config.split)
     if kind == "random":
-        return stratified_split(labels, {"test": config.test_fraction,
-                                         "validation": config.validation_fraction * (1 - config.test_fraction)},
-                                seed=config.split_seed)
+        return stratified_split(
+            labels,
+            {"test": config.test_fraction, "validation": config.validation_fraction * (1 - config.test_fraction)},
+            seed=config.split_seed,
+        )
     field = "index" if kind == "index" else "speaker"
     if any(getattr(c, field) is None for c in clips):
-        raise UserError(f"data.split={config.split} needs a {{{field}}} in every file name; "
-                        f"data.label_pattern '{config.label_pattern}' does not give one for all of them")
+        raise UserError(
+            f"data.split={config.split} needs a {{{field}}} in every file name; "
+            f"data.label_pattern '{config.label_pattern}' does not give one for all of them"
+        )
     in_test = np.array([getattr(c, field) in values for c in clips])
     if kind == "speaker":
         unknown = values - {c.speaker for c in clips}
@@ -137,7 +141,8 @@ def folder_source(config: Any) -> RawAudio:
 
     splits = {
         name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(
-            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
@@ -184,7 +189,7 @@ def tfds_source(config: Any) -> RawAudio:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _existing_folder(path: Optional[str]) -> Path:
+def _existing_folder(path: str | None) -> Path:
     folder = Path(path).expanduser()
     if not folder.exists():
         raise UserError(f"data path not found: {folder}")
@@ -214,11 +219,14 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
             clips.append(Clip(str(path), fields["label"], fields.get("speaker"), None if index is None else int(index)))
         if unmatched:
             what = "none" if not clips else f"{len(unmatched)}"
-            raise UserError(f"data.label_pattern '{label_pattern}' matches {what} of the {len(top)} WAV names in {root} "
-                            f"(e.g. {unmatched[0]}); set --set data.label_pattern=... or use one subfolder per class")
+            raise UserError(
+                f"data.label_pattern '{label_pattern}' matches {what} of the {len(top)} WAV names in {root} "
+                f"(e.g. {unmatched[0]}); set --set data.label_pattern=... or use one subfolder per class"
+            )
         return clips
-    class_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                        key=lambda p: _natural_key(p.name))
+    class_dirs = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: _natural_key(p.name)
+    )
     # The label is the folder; the pattern may still give a speaker and an index
     # (Speech Commands: yes/0a7c2a8d_nohash_0.wav with data.label_pattern={speaker}_nohash_{index}).
     regex = pattern_regex(label_pattern, need_label=False)
@@ -230,8 +238,10 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
             index = fields.get("index")
             clips.append(Clip(str(path), folder.name, fields.get("speaker"), None if index is None else int(index)))
     if not clips:
-        raise UserError(f"no .wav files in {root} or its subfolders; put each class's clips in {root}/<class>/ "
-                        "or name them like 7_theo_12.wav")
+        raise UserError(
+            f"no .wav files in {root} or its subfolders; put each class's clips in {root}/<class>/ "
+            "or name them like 7_theo_12.wav"
+        )
     return clips
 
 
@@ -245,15 +255,20 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
         return path, tf.shape(samples)[0], rate
 
     ds = tf.data.Dataset.from_tensor_slices([c.path for c in clips])
-    found = {p.decode(): (int(n), int(r)) for p, n, r in
-             ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors().as_numpy_iterator()}
+    found = {
+        p.decode(): (int(n), int(r))
+        for p, n, r in ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()
+        .as_numpy_iterator()
+    }
     unreadable = [c.path for c in clips if c.path not in found]
     empty = [c.path for c in clips if found.get(c.path, (1, 0))[0] == 0]
     for bad, what in ((unreadable, "not readable WAV files"), (empty, "WAV files with no samples")):
         if bad and on_bad_file != "skip":
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-            raise UserError(f"{len(bad)} file(s) under {root} are {what}: {shown}; "
-                            "remove them or --set data.on_bad_file=skip")
+            raise UserError(
+                f"{len(bad)} file(s) under {root} are {what}: {shown}; remove them or --set data.on_bad_file=skip"
+            )
         if bad:
             log.warning("skipped %d file(s) under %s (%s): %s", len(bad), root, what, ", ".join(bad[:10]))
     keep = [c for c in clips if found.get(c.path, (0, 0))[0] > 0]

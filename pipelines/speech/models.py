@@ -84,8 +84,11 @@ class Warp(layers.Layer):
         steps, bins = x.shape[1], x.shape[2]
         stretch = keras.random.uniform([batch, 1], 1 - self.time, 1 + self.time, seed=self.seed_generator)
         centre = (steps - 1) / 2.0
-        x = _resample_frames(x, centre + (tf.range(steps, dtype=tf.float32)[None, :] - centre) * stretch,
-                             tf.constant(self.silence, x.dtype))
+        x = _resample_frames(
+            x,
+            centre + (tf.range(steps, dtype=tf.float32)[None, :] - centre) * stretch,
+            tf.constant(self.silence, x.dtype),
+        )
         warp = keras.random.uniform([batch, 1], 1 - self.freq, 1 + self.freq, seed=self.seed_generator)
         # The same interpolation along the bins: swap them into the step axis and back.
         swapped = _resample_frames(tf.transpose(x, [0, 2, 1]), tf.range(bins, dtype=tf.float32)[None, :] * warp)
@@ -126,8 +129,13 @@ class SpecAugment(layers.Layer):
         return x * tf.cast(time_keep[:, :, None] * freq_keep[:, None, :], x.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "time_masks": self.time_masks, "time_width": self.time_width,
-                "freq_masks": self.freq_masks, "freq_width": self.freq_width}
+        return {
+            **super().get_config(),
+            "time_masks": self.time_masks,
+            "time_width": self.time_width,
+            "freq_masks": self.freq_masks,
+            "freq_width": self.freq_width,
+        }
 
 
 def model_input(config: Any, data, model: str, spectral: bool) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -136,31 +144,44 @@ def model_input(config: Any, data, model: str, spectral: bool) -> tuple[keras.Ke
     ``spectral``: whether ``model`` reads frames of features (True) or the raw waveform.
     """
     if spectral != (len(data.input_shape) == 2):
-        wanted = ("spectral features; set data.features=logmel or mfcc" if spectral
-                  else "the raw waveform; set data.features=waveform (or auto)")
+        wanted = (
+            "spectral features; set data.features=logmel or mfcc"
+            if spectral
+            else "the raw waveform; set data.features=waveform (or auto)"
+        )
         raise UserError(f"model {model} reads {wanted}")
     unknown = set(config.augment) - set(MODEL_AUGMENTATIONS) - {"noise", "crop"}
     if unknown:
-        raise UserError(f"unknown augmentation {', '.join(sorted(unknown))} in model.augment; "
-                        f"choose from: {', '.join(MODEL_AUGMENTATIONS)}, noise, crop")
+        raise UserError(
+            f"unknown augmentation {', '.join(sorted(unknown))} in model.augment; "
+            f"choose from: {', '.join(MODEL_AUGMENTATIONS)}, noise, crop"
+        )
     inputs = keras.Input(shape=data.input_shape, name="features" if spectral else "waveform")
     x = inputs
     if "shift" in config.augment:
         x = TimeShift(int(round(config.shift * data.input_shape[0])), data.silence)(x)
     if "warp" in config.augment:
         if data.frontend.kind != "logmel":
-            raise UserError("warp bends the frequency axis of log-mel frames; drop 'warp' from model.augment "
-                            f"for data.features={data.frontend.kind}")
+            raise UserError(
+                "warp bends the frequency axis of log-mel frames; drop 'warp' from model.augment "
+                f"for data.features={data.frontend.kind}"
+            )
         x = Warp(config.warp_time, config.warp_freq, data.silence)(x)
     normalize = layers.Normalization(axis=-1 if spectral else None, name="normalize")
     normalize.adapt(data.stats_source)
     x = normalize(x)
     if "specaugment" in config.augment:
         if not spectral:
-            raise UserError("SpecAugment needs spectral input; drop 'specaugment' from model.augment for waveform models")
+            raise UserError(
+                "SpecAugment needs spectral input; drop 'specaugment' from model.augment for waveform models"
+            )
         steps, bins = data.input_shape
-        x = SpecAugment(config.time_masks, max(1, int(steps * config.time_mask)),
-                        config.freq_masks, max(1, int(bins * config.freq_mask)))(x)
+        x = SpecAugment(
+            config.time_masks,
+            max(1, int(steps * config.time_mask)),
+            config.freq_masks,
+            max(1, int(bins * config.freq_mask)),
+        )(x)
     return inputs, x
 
 
@@ -212,7 +233,7 @@ def build_wave_cnn(config: Any, data) -> keras.Model:
     x = layers.Reshape((data.input_shape[0], 1))(x)
     x = layers.Conv1D(config.width, 80, strides=4, padding="same", use_bias=False)(x)
     x = layers.MaxPooling1D(4)(layers.ReLU()(batch_norm()(x)))
-    for stage, filters in enumerate((config.width, config.width * 2, config.width * 4)):
+    for _stage, filters in enumerate((config.width, config.width * 2, config.width * 4)):
         x = layers.Conv1D(filters, 3, padding="same", use_bias=False)(x)
         x = layers.ReLU()(batch_norm()(x))
         x = layers.MaxPooling1D(4)(x) if x.shape[1] >= 16 else x

@@ -8,7 +8,7 @@ functions on a client's raw samples or WAV bytes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import keras
 import numpy as np
@@ -30,14 +30,14 @@ FEATURES = ("auto", "logmel", "mfcc", "waveform")
 @dataclasses.dataclass
 class SpeechDataConfig:
     source: str = "auto"  # auto | folder | tfds  (auto: folder with --data PATH, else tfds speech_commands)
-    path: Optional[str] = None  # WAV folder, or tfds dataset name
+    path: str | None = None  # WAV folder, or tfds dataset name
     label_pattern: str = "{label}_{speaker}_{index}"  # file stems, when the WAVs are not in class subfolders
     split: str = "random"  # random | index:0-4 | speaker:NAME[,NAME]  (what goes to the test split)
     test_fraction: float = 0.2  # split=random, and tfds datasets without a test split
     validation_fraction: float = 0.1  # of what the test split leaves (tfds without a validation split: of train)
     split_seed: int = 0
     on_bad_file: str = "error"  # error | skip (unreadable or empty WAVs)
-    sample_rate: Optional[int] = None  # Hz; None = the data's most common rate (recorded in the run's config)
+    sample_rate: int | None = None  # Hz; None = the data's most common rate (recorded in the run's config)
     duration: float = 1.0  # seconds every clip is padded or cut to
     features: str = "auto"  # auto (log-mel; waveform for waveform models) | logmel | mfcc | waveform
     window_ms: float = 32.0  # STFT window
@@ -47,7 +47,7 @@ class SpeechDataConfig:
     peak_normalize: bool = True  # scale every clip to peak 1 before the features (loudness is not the word)
     mean_normalize: bool = True  # subtract each clip's mean log-mel over its voiced frames (its microphone)
     cache: bool = True
-    tfds_data_dir: Optional[str] = None
+    tfds_data_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -64,7 +64,9 @@ class SpeechModelConfig:
     time_mask: float = 0.1
     freq_masks: int = 2  # ... and up to freq_mask of the bins
     freq_mask: float = 0.15
-    noise_snr_db: list[float] = dataclasses.field(default_factory=lambda: [10.0, 30.0])  # white noise, SNR drawn in range
+    noise_snr_db: list[float] = dataclasses.field(
+        default_factory=lambda: [10.0, 30.0]
+    )  # white noise, SNR drawn in range
 
 
 @dataclasses.dataclass
@@ -77,18 +79,26 @@ class SpeechConfig:
 
 @dataclasses.dataclass
 class SpeechData(Data):
-    frontend: Optional[audio.Frontend] = None
+    frontend: audio.Frontend | None = None
     silence: Any = None  # the features of silence (what time shift fills with)
-    stats_source: Optional[tf.data.Dataset] = None  # clean training features, for the normalisation layer
+    stats_source: tf.data.Dataset | None = None  # clean training features, for the normalisation layer
     waveforms: dict = dataclasses.field(default_factory=dict)  # split -> unbatched fitted clips (audio summaries)
 
 
 def frontend_for(config: SpeechConfig) -> audio.Frontend:
     """The feature extractor a (resolved) config describes; training and serving both build it here."""
     d = config.data
-    return audio.Frontend(d.features, d.sample_rate, int(round(d.sample_rate * d.duration)), d.window_ms, d.hop_ms,
-                          d.mel_bins, d.mfccs, peak_normalize=d.peak_normalize,
-                          mean_normalize=d.mean_normalize)
+    return audio.Frontend(
+        d.features,
+        d.sample_rate,
+        int(round(d.sample_rate * d.duration)),
+        d.window_ms,
+        d.hop_ms,
+        d.mel_bins,
+        d.mfccs,
+        peak_normalize=d.peak_normalize,
+        mean_normalize=d.mean_normalize,
+    )
 
 
 def add_noise(wave: tf.Tensor, snr_db: tuple, seed: tf.Tensor) -> tf.Tensor:
@@ -148,8 +158,10 @@ class SpeechPipeline(ClassificationPipeline):
         if d.features not in FEATURES:
             raise UserError(f"unknown data.features '{d.features}'; choose one of: {', '.join(FEATURES)}")
         if d.window_ms <= 0 or d.hop_ms <= 0 or d.mel_bins < 1 or not 1 <= d.mfccs <= d.mel_bins:
-            raise UserError(f"data.window_ms and hop_ms must be > 0 and 1 <= data.mfccs <= data.mel_bins; got "
-                            f"{d.window_ms}, {d.hop_ms}, mfccs {d.mfccs}, mel_bins {d.mel_bins}")
+            raise UserError(
+                f"data.window_ms and hop_ms must be > 0 and 1 <= data.mfccs <= data.mel_bins; got "
+                f"{d.window_ms}, {d.hop_ms}, mfccs {d.mfccs}, mel_bins {d.mel_bins}"
+            )
         self.models.get(config.model.name)  # an unknown model name, before the data is read
 
     def resolve(self, config: SpeechConfig, native_rate: int) -> None:
@@ -161,11 +173,15 @@ class SpeechPipeline(ClassificationPipeline):
             config.model.augment = ["shift"]  # the default's SpecAugment needs spectral features
         d.sample_rate = d.sample_rate or native_rate
         if d.sample_rate < 1000 or d.duration <= 0:
-            raise UserError(f"data.sample_rate must be >= 1000 Hz and data.duration > 0 s, got {d.sample_rate}, {d.duration}")
+            raise UserError(
+                f"data.sample_rate must be >= 1000 Hz and data.duration > 0 s, got {d.sample_rate}, {d.duration}"
+            )
         frontend = frontend_for(config)
         if d.features != "waveform" and (frontend.window < 16 or frontend.hop < 1 or frontend.frames < 4):
-            raise UserError(f"data.duration {d.duration} s with window_ms {d.window_ms} and hop_ms {d.hop_ms} "
-                            f"gives {frontend.frames} frames; make the clips longer or the window shorter")
+            raise UserError(
+                f"data.duration {d.duration} s with window_ms {d.window_ms} and hop_ms {d.hop_ms} "
+                f"gives {frontend.frames} frames; make the clips longer or the window shorter"
+            )
 
     def load_data(self, config: SpeechConfig) -> SpeechData:
         self.check_settings(config)
@@ -176,24 +192,37 @@ class SpeechPipeline(ClassificationPipeline):
         frontend = frontend_for(config)
         stages = Stages(frontend, tuple(config.model.noise_snr_db))
         common = dict(batch_size=config.train.batch_size, seed=config.train.seed, cache=d.cache)
-        splits = {name: batched(ds, training=False, preprocess=stages.fitted_features, **common)
-                  for name, ds in raw.splits.items() if name != "train"}
+        splits = {
+            name: batched(ds, training=False, preprocess=stages.fitted_features, **common)
+            for name, ds in raw.splits.items()
+            if name != "train"
+        }
         augment = set(config.model.augment)
         if augment & {"noise", "crop"}:
             # Random waveform work each epoch: cache the (resampled) clips, compute features per batch.
             splits["train"] = batched(
-                raw.splits["train"], training=True,
+                raw.splits["train"],
+                training=True,
                 preprocess=stages.resampled if "crop" in augment else stages.fitted,
                 per_example=stages.augment_waveform(crop="crop" in augment, noise="noise" in augment),
-                per_batch=stages.features, **common)
-            stats_source = batched(raw.splits["train"], training=False, preprocess=stages.fitted_features,
-                                   **{**common, "cache": False})
+                per_batch=stages.features,
+                **common,
+            )
+            stats_source = batched(
+                raw.splits["train"], training=False, preprocess=stages.fitted_features, **{**common, "cache": False}
+            )
         else:
             splits["train"] = batched(raw.splits["train"], training=True, preprocess=stages.fitted_features, **common)
             stats_source = splits["train"]  # adapting the normaliser also fills the cache
         return SpeechData(
-            splits["train"], splits["validation"], splits["test"], raw.class_names, frontend.output_shape, raw.sizes,
-            f"{raw.name} at {d.sample_rate} Hz, {d.duration:g} s clips, {d.features}", frontend=frontend,
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            raw.class_names,
+            frontend.output_shape,
+            raw.sizes,
+            f"{raw.name} at {d.sample_rate} Hz, {d.duration:g} s clips, {d.features}",
+            frontend=frontend,
             silence=frontend(tf.zeros([1, frontend.samples]))[0, 0].numpy(),
             stats_source=stats_source.map(lambda x, y: x),
             waveforms={name: ds.map(lambda w, r, y: stages.fitted(w, r, y)[0]) for name, ds in raw.splits.items()},
@@ -207,8 +236,11 @@ class SpeechPipeline(ClassificationPipeline):
             return self.classify_outputs(model(frontend(waves), training=False), info)
 
         def classify_wav(wav_bytes):
-            waves = tf.map_fn(lambda b: audio.wav_to_waveform(b, frontend.sample_rate, frontend.samples), wav_bytes,
-                              fn_output_signature=tf.TensorSpec([frontend.samples], tf.float32))
+            waves = tf.map_fn(
+                lambda b: audio.wav_to_waveform(b, frontend.sample_rate, frontend.samples),
+                wav_bytes,
+                fn_output_signature=tf.TensorSpec([frontend.samples], tf.float32),
+            )
             return classify_audio(waves)
 
         return {
@@ -217,7 +249,7 @@ class SpeechPipeline(ClassificationPipeline):
             "wav_bytes": (classify_wav, [tf.TensorSpec([None], tf.string, name="wav_bytes")]),
         }
 
-    def tflite_signature(self) -> Optional[str]:
+    def tflite_signature(self) -> str | None:
         return "serving_default"
 
     def read_inputs(self, paths: list[str], model: keras.Model, config: SpeechConfig) -> np.ndarray:
@@ -231,7 +263,7 @@ class SpeechPipeline(ClassificationPipeline):
                 raise UserError(f"cannot read WAV file {path}: {err.message.splitlines()[0]}") from None
         return frontend(tf.stack(waves)).numpy()
 
-    def render_samples(self, inputs, y_true, probabilities, class_names) -> Optional[bytes]:
+    def render_samples(self, inputs, y_true, probabilities, class_names) -> bytes | None:
         if len(inputs) == 0:
             return None
         titles, colors = self.sample_titles(y_true, probabilities, class_names)
@@ -255,13 +287,20 @@ class SpeechPipeline(ClassificationPipeline):
                     break
         names = data.class_names
         predicted = answers.probabilities.argmax(axis=1)
-        description = "; ".join(f"clip {n + 1}: #{i} true {names[answers.y_true[i]]}, predicted {names[predicted[i]]}"
-                                for n, i in enumerate(wrong))
+        description = "; ".join(
+            f"clip {n + 1}: #{i} true {names[answers.y_true[i]]}, predicted {names[predicted[i]]}"
+            for n, i in enumerate(wrong)
+        )
         waves = np.stack([clips[i] for i in wrong])[:, :, None]
         peak = max(float(np.abs(waves).max()), 1e-6)
         with writer.as_default(step=step):
-            tf.summary.audio("evaluation/misclassified_audio", np.clip(waves / peak, -1, 1), data.frontend.sample_rate,
-                             max_outputs=len(wrong), description=description)
+            tf.summary.audio(
+                "evaluation/misclassified_audio",
+                np.clip(waves / peak, -1, 1),
+                data.frontend.sample_rate,
+                max_outputs=len(wrong),
+                description=description,
+            )
         writer.flush()
 
 

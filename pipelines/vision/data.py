@@ -13,7 +13,7 @@ import gzip
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -105,8 +105,12 @@ def idx_source(config: Any) -> RawImages:
     """MNIST-style IDX files in a folder (train-/t10k- images and labels, .gz or raw)."""
     folder = _existing_path(config.path)
     arrays = {}
-    for key, stem in (("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
-                      ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")):
+    for key, stem in (
+        ("x_train", "train-images-idx3-ubyte"),
+        ("y_train", "train-labels-idx1-ubyte"),
+        ("x_test", "t10k-images-idx3-ubyte"),
+        ("y_test", "t10k-labels-idx1-ubyte"),
+    ):
         arrays[key] = read_idx(_find_idx(folder, stem))
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     if len(x_train) != len(y_train) or len(arrays["x_test"]) != len(arrays["y_test"]):
@@ -134,12 +138,20 @@ def folder_source(config: Any) -> RawImages:
         return decode_image(tf.io.read_file(path)), label
 
     splits = {
-        name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
-    return RawImages(splits, sizes, class_names, (h, w, channels), f"image folder {root}",
-                     sizes_vary=len({s[:2] for s in shapes}) > 1)
+    return RawImages(
+        splits,
+        sizes,
+        class_names,
+        (h, w, channels),
+        f"image folder {root}",
+        sizes_vary=len({s[:2] for s in shapes}) > 1,
+    )
 
 
 @SOURCES.register("tfds")
@@ -191,7 +203,7 @@ def looks_like_idx_folder(path: Path) -> bool:
     return path.is_dir() and any(path.glob("train-images-idx3-ubyte*"))
 
 
-def _existing_path(path: Optional[str]) -> Path:
+def _existing_path(path: str | None) -> Path:
     if not path:
         raise UserError("this data source needs a path: --data PATH")
     folder = Path(path).expanduser()
@@ -220,16 +232,23 @@ def _keep_decodable(paths: list[str], labels: list[int], on_bad_file: str, root:
     """Decode every file once (in parallel, in tf.data); report or drop those that fail."""
     if len(paths) > 2000:
         log.info("checking %s images in %s ...", f"{len(paths):,}", root)
-    probe = tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda p: (p, tf.shape(tf.io.decode_image(tf.io.read_file(p), channels=0, expand_animations=False))),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-    ).ignore_errors()
+    probe = (
+        tf.data.Dataset.from_tensor_slices(paths)
+        .map(
+            lambda p: (p, tf.shape(tf.io.decode_image(tf.io.read_file(p), channels=0, expand_animations=False))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .ignore_errors()
+    )
     shapes = {path.decode(): tuple(int(v) for v in shape) for path, shape in probe.as_numpy_iterator()}
     bad = [p for p in paths if p not in shapes]
     if bad and on_bad_file != "skip":
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise UserError(f"{len(bad)} file(s) under {root} are not readable images: {shown}; "
-                        "remove them or --set data.on_bad_file=skip")
+        raise UserError(
+            f"{len(bad)} file(s) under {root} are not readable images: {shown}; "
+            "remove them or --set data.on_bad_file=skip"
+        )
     if bad:
         log.warning("skipped %d unreadable file(s) under %s: %s", len(bad), root, ", ".join(bad[:10]))
     keep = [i for i, p in enumerate(paths) if p in shapes]

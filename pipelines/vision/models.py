@@ -151,8 +151,10 @@ def _application(constructor, min_size: int, name: str):
             # These backbones scale 0..255 inputs themselves (include_preprocessing).
             backbone = constructor(include_top=False, weights=weights, input_shape=tuple(x.shape[1:]), pooling="avg")
         except Exception as err:  # no network, wrong shape for the weights, ...
-            raise UserError(f"cannot build {name} with weights={config.weights}: {str(err).splitlines()[0]}; "
-                            "use --set model.weights=none offline") from None
+            raise UserError(
+                f"cannot build {name} with weights={config.weights}: {str(err).splitlines()[0]}; "
+                "use --set model.weights=none offline"
+            ) from None
         backbone.trainable = not config.freeze_backbone
         x = backbone(x)
         return keras.Model(inputs, classifier_head(x, len(data.class_names), config.dropout), name=name)
@@ -163,7 +165,11 @@ def _application(constructor, min_size: int, name: str):
 def _register_applications():
     apps = keras.applications
     for name, constructor, doc in (
-        ("mobilenet_v3_small", apps.MobileNetV3Small, "MobileNetV3-Small backbone (keras.applications), transfer learning"),
+        (
+            "mobilenet_v3_small",
+            apps.MobileNetV3Small,
+            "MobileNetV3-Small backbone (keras.applications), transfer learning",
+        ),
         ("efficientnet_b0", apps.EfficientNetB0, "EfficientNet-B0 backbone (keras.applications), transfer learning"),
     ):
         build = _application(constructor, 32, name)

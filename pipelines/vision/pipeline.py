@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
 import keras
 import numpy as np
@@ -23,15 +22,15 @@ from pipelines.vision import models as vision_models
 @dataclasses.dataclass
 class VisionDataConfig:
     source: str = "auto"  # auto | digits | idx | folder | tfds  (auto: from --data)
-    path: Optional[str] = None  # folder for idx/folder, dataset name for tfds
-    image_size: Optional[list[int]] = None  # [height, width]; None = the source's native size
-    channels: Optional[int] = None  # 1 or 3; None = the source's
+    path: str | None = None  # folder for idx/folder, dataset name for tfds
+    image_size: list[int] | None = None  # [height, width]; None = the source's native size
+    channels: int | None = None  # 1 or 3; None = the source's
     test_fraction: float = 0.2  # sources without an official test split
     validation_fraction: float = 0.1  # of what the test split leaves
     split_seed: int = 0
     on_bad_file: str = "error"  # error | skip (image folders)
     cache: bool = True
-    tfds_data_dir: Optional[str] = None
+    tfds_data_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -88,12 +87,26 @@ class VisionPipeline(ClassificationPipeline):
             return tf.cast(images, tf.float32), labels
 
         splits = {
-            name: batched(ds, batch_size=config.train.batch_size, training=(name == "train"), seed=config.train.seed,
-                          preprocess=prepare, cache=config.data.cache, per_batch=to_float)
+            name: batched(
+                ds,
+                batch_size=config.train.batch_size,
+                training=(name == "train"),
+                seed=config.train.seed,
+                preprocess=prepare,
+                cache=config.data.cache,
+                per_batch=to_float,
+            )
             for name, ds in raw.splits.items()
         }
-        return Data(splits["train"], splits["validation"], splits["test"], raw.class_names,
-                    (height, width, channels), raw.sizes, raw.name)
+        return Data(
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            raw.class_names,
+            (height, width, channels),
+            raw.sizes,
+            raw.name,
+        )
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: VisionConfig) -> Endpoints:
         height, width, channels = model.input_shape[1:]
@@ -105,17 +118,21 @@ class VisionPipeline(ClassificationPipeline):
             # Images of any size: decode and fit one by one, then classify as a batch.
             images = tf.map_fn(
                 lambda b: vision_data.fit_image(vision_data.decode_image(b), height, width, channels),
-                image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
+                image_bytes,
+                fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
             )
             return classify_pixels(images)
 
         return {
             "serving_default": (from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
             # Already-decoded pixels (0..255) at the model's size: what TFLite converts.
-            "serving_pixels": (classify_pixels, [tf.TensorSpec([None, height, width, channels], tf.float32, name="images")]),
+            "serving_pixels": (
+                classify_pixels,
+                [tf.TensorSpec([None, height, width, channels], tf.float32, name="images")],
+            ),
         }
 
-    def tflite_signature(self) -> Optional[str]:
+    def tflite_signature(self) -> str | None:
         return "serving_pixels"
 
     def read_inputs(self, paths: list[str], model: keras.Model, config: VisionConfig) -> np.ndarray:
@@ -129,7 +146,7 @@ class VisionPipeline(ClassificationPipeline):
             images.append(vision_data.fit_image(image, height, width, channels).numpy())
         return np.stack(images)
 
-    def render_samples(self, inputs, y_true, probabilities, class_names) -> Optional[bytes]:
+    def render_samples(self, inputs, y_true, probabilities, class_names) -> bytes | None:
         if len(inputs) == 0:
             return None
         titles, colors = self.sample_titles(y_true, probabilities, class_names)

@@ -90,7 +90,9 @@ def test_missing_run_directory(tmp_path, verb):
 
 def test_unreadable_image_for_predict(folder_run, tmp_path):
     (tmp_path / "fake.png").write_bytes(b"GIF89a but broken")
-    assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path / "fake.png"), "cannot read image", "fake.png")
+    assert_one_line_error(
+        dlapps("vision", "predict", folder_run[0], tmp_path / "fake.png"), "cannot read image", "fake.png"
+    )
     assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path / "absent.png"), "absent.png")
     assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path), "cannot read image", str(tmp_path))
 

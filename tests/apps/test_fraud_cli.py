@@ -31,8 +31,15 @@ def fraud_run(handbook_csv, tmp_path_factory):
 
 def test_train_fills_the_run_directory(fraud_run):
     run, result = fraud_run
-    for name in ("config.yaml", "model.keras", "metrics.json", "samples/confusion_matrix.png", "samples/pr_curves.png",
-                 "samples/roc_curve.png", "samples/score_histogram.png"):
+    for name in (
+        "config.yaml",
+        "model.keras",
+        "metrics.json",
+        "samples/confusion_matrix.png",
+        "samples/pr_curves.png",
+        "samples/roc_curve.png",
+        "samples/score_histogram.png",
+    ):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["class_names"] == ["legitimate", "fraud"] and info["decision"]["positive"] == 1
@@ -45,12 +52,16 @@ def test_train_fills_the_run_directory(fraud_run):
     for split in ("eval", "validation"):
         tags = event_tags(run / "logs" / split)
         assert {"evaluation/roc_curve", "evaluation/score_histogram", "evaluation/confusion_matrix"} <= tags["images"]
-        assert {"evaluation/average_precision", "evaluation/card_precision_at_100"} <= tags["scalars"] | tags.get("", set())
+        assert {"evaluation/average_precision", "evaluation/card_precision_at_100"} <= tags["scalars"] | tags.get(
+            "", set()
+        )
 
 
 def test_predict_and_the_exported_model_agree_in_a_fresh_process(fraud_run, tmp_path):
     run, _ = fraud_run
-    columns = {k: v[-50:] for k, v in simulated_table(seed=1).columns.items() if k not in ("TX_FRAUD", "TX_FRAUD_SCENARIO")}
+    columns = {
+        k: v[-50:] for k, v in simulated_table(seed=1).columns.items() if k not in ("TX_FRAUD", "TX_FRAUD_SCENARIO")
+    }
     new = write_table(tmp_path / "new.csv", columns)
     result = dlapps("fraud", "predict", run, new)
     assert result.exit_code == 0, result.stderr
@@ -58,11 +69,14 @@ def test_predict_and_the_exported_model_agree_in_a_fresh_process(fraud_run, tmp_
     assert lines[0] == "file,line,fraud_probability,is_fraud" and len(lines) == 51
     predicted = [(float(line.split(",")[2]), int(line.split(",")[3])) for line in lines[1:]]
     assert dlapps("fraud", "export", run, "--format", "saved_model").exit_code == 0
-    inputs = {k: (v.tolist() if v.dtype == object else v.astype(float).tolist()) for k, v in columns.items()
-              if k not in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_TIME_SECONDS", "TX_TIME_DAYS")}
+    inputs = {
+        k: (v.tolist() if v.dtype == object else v.astype(float).tolist())
+        for k, v in columns.items()
+        if k not in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_TIME_SECONDS", "TX_TIME_DAYS")
+    }
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
-        serve = tf.saved_model.load({str(run / 'export' / 'saved_model')!r}).signatures["serving_default"]
+        serve = tf.saved_model.load({str(run / "export" / "saved_model")!r}).signatures["serving_default"]
         inputs = {{k: tf.constant(v, tf.string if isinstance(v[0], str) else tf.float32) for k, v in {inputs!r}.items()}}
         out = serve(**inputs)
         print(json.dumps([out["fraud_probability"].numpy().tolist(), out["is_fraud"].numpy().astype(int).tolist()]))
@@ -101,8 +115,20 @@ def test_default_trains_on_the_simulator(tmp_path, caplog):
 def test_ulb_layout_trains_with_a_stratified_split(model, tmp_path, caplog):
     data = write_table(tmp_path / "creditcard.csv", ulb_columns())
     args = ["--runs-dir", tmp_path, "--name", "u", *SETS, "--set", f"model.name={model}"]
-    extra = ["--set", "data.imbalance=oversample", "--set", "model.loss=focal", "--set", "eval.decision=cost",
-             "--set", "eval.cost_fn=10"] if model == "mlp" else []
+    extra = (
+        [
+            "--set",
+            "data.imbalance=oversample",
+            "--set",
+            "model.loss=focal",
+            "--set",
+            "eval.decision=cost",
+            "--set",
+            "eval.cost_fn=10",
+        ]
+        if model == "mlp"
+        else []
+    )
     result = dlapps("fraud", "train", "--data", data, *args, *extra)
     assert result.exit_code == 0, result.stderr
     assert "stratified" in caplog.text and "(unnamed) (identifier)" in caplog.text
@@ -120,18 +146,24 @@ def with_field(lines, index, field, value):
     """The lines with field ``field`` of line ``index`` (0: the header) replaced by ``value``."""
     fields = lines[index].rstrip("\n").split(",")
     fields[field] = value
-    return lines[:index] + [",".join(fields) + "\n"] + lines[index + 1:]
+    return lines[:index] + [",".join(fields) + "\n"] + lines[index + 1 :]
 
 
-@pytest.mark.parametrize("change, fragments", [
-    (lambda lines: lines[:1], ["no transactions"]),
-    (lambda lines: [], ["is empty"]),
-    (lambda lines: [lines[0].replace("Class", "Target")] + lines[1:], ["no label column", "data.label_column"]),
-    (lambda lines: with_field(lines, 5, 1, "abc"), ["line 6", "'Time'", "'abc' is not a number"]),
-    (lambda lines: [lines[0]] + [line.rsplit(",", 1)[0] + ",0\n" for line in lines[1:]], ["every transaction is labelled legitimate"]),
-    (lambda lines: with_field(lines, 3, 2, ""), ["line 4", "'V1'", "no value", "data.missing=median"]),
-    (lambda lines: with_field(lines, 7, 7, "2"), ["line 8", "label column 'Class'", "'2'"]),
-])
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        (lambda lines: lines[:1], ["no transactions"]),
+        (lambda lines: [], ["is empty"]),
+        (lambda lines: [lines[0].replace("Class", "Target")] + lines[1:], ["no label column", "data.label_column"]),
+        (lambda lines: with_field(lines, 5, 1, "abc"), ["line 6", "'Time'", "'abc' is not a number"]),
+        (
+            lambda lines: [lines[0]] + [line.rsplit(",", 1)[0] + ",0\n" for line in lines[1:]],
+            ["every transaction is labelled legitimate"],
+        ),
+        (lambda lines: with_field(lines, 3, 2, ""), ["line 4", "'V1'", "no value", "data.missing=median"]),
+        (lambda lines: with_field(lines, 7, 7, "2"), ["line 8", "label column 'Class'", "'2'"]),
+    ],
+)
 def test_bad_files_get_one_line_and_no_run(change, fragments, tmp_path):
     lines = write_table(tmp_path / "ok.csv", ulb_columns()).read_text().splitlines(keepends=True)
     data = corrupt(tmp_path / "bad.csv", change(lines))
@@ -152,11 +184,14 @@ def test_predict_needs_the_models_columns(fraud_run, tmp_path):
     assert_one_line_error(dlapps("fraud", "predict", fraud_run[0], data), "needs column(s)", "TX_DATETIME")
 
 
-@pytest.mark.parametrize("setting, fragment", [
-    ("model.name=forest", "unknown fraud model 'forest'"),
-    ("data.imbalance=smote", "unknown data.imbalance"),
-    ("eval.decision=cost", None),
-])
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [
+        ("model.name=forest", "unknown fraud model 'forest'"),
+        ("data.imbalance=smote", "unknown data.imbalance"),
+        ("eval.decision=cost", None),
+    ],
+)
 def test_bad_settings_are_refused(setting, fragment, tmp_path):
     if fragment is None:
         setting, fragment = "eval.cost_fp=0", "must be > 0"
@@ -168,8 +203,21 @@ def test_bad_settings_are_refused(setting, fragment, tmp_path):
 
 def test_sequence_model_scores_each_customers_history(handbook_csv, tmp_path):
     """Trained on [batch, 3] histories; predict builds them from the file; the SavedModel takes them as given."""
-    result = dlapps("fraud", "train", "--data", handbook_csv, "--runs-dir", tmp_path, "--name", "s", *SETS,
-                    "--set", "model.name=sequence", "--set", "model.sequence_length=3")
+    result = dlapps(
+        "fraud",
+        "train",
+        "--data",
+        handbook_csv,
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "s",
+        *SETS,
+        "--set",
+        "model.name=sequence",
+        "--set",
+        "model.sequence_length=3",
+    )
     assert result.exit_code == 0, result.stderr
     run = tmp_path / "fraud" / "s"
     table = simulated_table(seed=2)
@@ -186,24 +234,42 @@ def test_sequence_model_scores_each_customers_history(handbook_csv, tmp_path):
     order = np.array(columns["TX_DATETIME"], dtype="datetime64[s]").astype(np.int64)
     history = history_rows(columns["CUSTOMER_ID"], order, 3)
     names = [n for n in serve.structured_input_signature[1]]
-    out = serve(**{n: tf.constant(columns[n][history].astype(str if n == "TX_DATETIME" else np.float32)) for n in names})
+    out = serve(
+        **{n: tf.constant(columns[n][history].astype(str if n == "TX_DATETIME" else np.float32)) for n in names}
+    )
     assert np.allclose(out["fraud_probability"].numpy(), probabilities, atol=1e-5)
 
 
 def test_sequence_model_needs_a_customer_column(tmp_path):
     data = write_table(tmp_path / "creditcard.csv", ulb_columns())
-    assert_one_line_error(dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--set", "model.name=sequence"),
-                          "needs a customer or card column", "data.customer_column")
+    assert_one_line_error(
+        dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--set", "model.name=sequence"),
+        "needs a customer or card column",
+        "data.customer_column",
+    )
 
 
-ULB_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "creditcard_ulb_sample" / "creditcard_sample.csv"
+ULB_SAMPLE = (
+    Path(__file__).resolve().parents[3] / "shared" / "datasets" / "creditcard_ulb_sample" / "creditcard_sample.csv"
+)
 
 
 @pytest.mark.skipif(not ULB_SAMPLE.exists(), reason="the shared ULB sample is not beside the repository")
 def test_the_ulb_sample_trains_and_exports(tmp_path):
     """A format check on Kaggle's creditcard.csv layout (its balance is artificial: no accuracy claim)."""
-    result = dlapps("fraud", "train", "--data", ULB_SAMPLE, "--runs-dir", tmp_path, "--name", "u", *SETS,
-                    "--set", "data.label_column=Class")
+    result = dlapps(
+        "fraud",
+        "train",
+        "--data",
+        ULB_SAMPLE,
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "u",
+        *SETS,
+        "--set",
+        "data.label_column=Class",
+    )
     assert result.exit_code == 0, result.stderr
     assert dlapps("fraud", "export", tmp_path / "fraud" / "u").exit_code == 0
     predicted = dlapps("fraud", "predict", tmp_path / "fraud" / "u", ULB_SAMPLE)
@@ -223,9 +289,12 @@ def shop_columns(rows=800, seed=0):
     rng = np.random.default_rng(seed)
     fraud = (rng.random(rows) < 0.15).astype(int)
     stamps = np.datetime64("2018-07-01T00:00:00") + np.sort(rng.integers(0, 25 * 86_400, rows)).astype("timedelta64[s]")
-    return {"when": np.char.replace(np.datetime_as_string(stamps), "T", " ").astype(object),
-            "merchant": rng.choice(["M1", "M2", "123"], rows).astype(object),
-            "amount": (rng.exponential(40, rows) * (1 + 4 * fraud)).round(2), "fraud": fraud}
+    return {
+        "when": np.char.replace(np.datetime_as_string(stamps), "T", " ").astype(object),
+        "merchant": rng.choice(["M1", "M2", "123"], rows).astype(object),
+        "amount": (rng.exponential(40, rows) * (1 + 4 * fraud)).round(2),
+        "fraud": fraud,
+    }
 
 
 def test_predict_reads_columns_as_training_did(tmp_path):
@@ -233,13 +302,25 @@ def test_predict_reads_columns_as_training_did(tmp_path):
     result = dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--name", "m", *SETS)
     assert result.exit_code == 0, result.stderr
     run = tmp_path / "fraud" / "m"
-    one = write_table(tmp_path / "one.csv", {"merchant": np.array(["123"], dtype=object), "amount": np.array([99.0]),
-                                             "when": np.array(["2018-08-01 03:00:00"], dtype=object)})
+    one = write_table(
+        tmp_path / "one.csv",
+        {
+            "merchant": np.array(["123"], dtype=object),
+            "amount": np.array([99.0]),
+            "when": np.array(["2018-08-01 03:00:00"], dtype=object),
+        },
+    )
     predicted = dlapps("fraud", "predict", run, one)  # one row: '123' still a merchant, not a number
     assert predicted.exit_code == 0, predicted.stderr
     assert len(predicted.output.strip().splitlines()) == 2
-    bad = write_table(tmp_path / "bad date.csv", {"merchant": np.array(["M1", "M2"], dtype=object), "amount": np.array([1.0, 2.0]),
-                                                  "when": np.array(["2018-08-01 03:00:00", "yesterday"], dtype=object)})
+    bad = write_table(
+        tmp_path / "bad date.csv",
+        {
+            "merchant": np.array(["M1", "M2"], dtype=object),
+            "amount": np.array([1.0, 2.0]),
+            "when": np.array(["2018-08-01 03:00:00", "yesterday"], dtype=object),
+        },
+    )
     assert_one_line_error(dlapps("fraud", "predict", run, bad), "line 3", "'when'", "'yesterday' is not a date")
 
 
@@ -247,7 +328,23 @@ def test_column_names_that_clash_with_layers_are_refused(tmp_path):
     columns = ulb_columns()
     columns["code"] = columns.pop("V4")
     data = write_table(tmp_path / "clash.csv", columns)
-    assert_one_line_error(dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, *SETS, "--set", "model.name=autoencoder"),
-                          "clashes with a layer", "rename the column")
-    assert_one_line_error(dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, "--set", "model.name=autoencoder",
-                                 "--set", "data.imbalance=oversample"), "legitimate transactions only")
+    assert_one_line_error(
+        dlapps("fraud", "train", "--data", data, "--runs-dir", tmp_path, *SETS, "--set", "model.name=autoencoder"),
+        "clashes with a layer",
+        "rename the column",
+    )
+    assert_one_line_error(
+        dlapps(
+            "fraud",
+            "train",
+            "--data",
+            data,
+            "--runs-dir",
+            tmp_path,
+            "--set",
+            "model.name=autoencoder",
+            "--set",
+            "data.imbalance=oversample",
+        ),
+        "legitimate transactions only",
+    )

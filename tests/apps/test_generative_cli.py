@@ -11,43 +11,83 @@ import tensorflow as tf
 
 from tests.helpers import assert_one_line_error, dlapps, event_tags
 
-GENERATIVE_FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=32", "model.width=8",
-                   "model.latent_dim=8", "eval.samples=100", "eval.epoch_samples=50", "eval.grid=16",
-                   "eval.classifier_steps=20"]
+GENERATIVE_FAST = [
+    "train.epochs=2",
+    "train.steps_per_epoch=3",
+    "train.batch_size=32",
+    "model.width=8",
+    "model.latent_dim=8",
+    "eval.samples=100",
+    "eval.epoch_samples=50",
+    "eval.grid=16",
+    "eval.classifier_steps=20",
+]
 SETS = [x for item in GENERATIVE_FAST for x in ("--set", item)]
 
 
 @pytest.fixture(scope="session", params=["dcgan", "cgan", "vae"])
 def generative_run(request, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    result = dlapps("generative", "train", "--runs-dir", runs, "--name", request.param, *SETS,
-                    "--set", f"model.name={request.param}")
+    result = dlapps(
+        "generative",
+        "train",
+        "--runs-dir",
+        runs,
+        "--name",
+        request.param,
+        *SETS,
+        "--set",
+        f"model.name={request.param}",
+    )
     assert result.exit_code == 0, result.output + result.stderr
     return runs / "generative" / request.param, result
 
 
 def test_train_fills_the_run_directory(generative_run):
     run, result = generative_run
-    for name in ("config.yaml", "model.keras", "metrics.json", "quality_classifier.keras", "samples/samples.png",
-                 "samples/epoch_001.png", "samples/epoch_002.png"):
+    for name in (
+        "config.yaml",
+        "model.keras",
+        "metrics.json",
+        "quality_classifier.keras",
+        "samples/samples.png",
+        "samples/epoch_001.png",
+        "samples/epoch_002.png",
+    ):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     samples, real = metrics["samples"], metrics["real_test_images"]
-    assert samples["images"] == 100 and len(samples["class_shares"]) == 10 and np.isclose(sum(samples["class_shares"]), 1)
+    assert (
+        samples["images"] == 100 and len(samples["class_shares"]) == 10 and np.isclose(sum(samples["class_shares"]), 1)
+    )
     assert 0 <= samples["recognisable"] <= 1 and samples["frechet"] >= 0 and real["frechet"] >= 0
     assert 0 < metrics["quality_classifier_accuracy"] <= 1 and metrics["test_losses"]
     assert "Fréchet" in result.output and f"dlapps generative sample {run}" in result.output
     assert "val_frechet" in result.output and "best_val_frechet" in json.loads((run / "run.json").read_text())
     validation = event_tags(run / "logs" / "validation")
-    assert "samples/grid" in validation["images"] and "epoch_frechet" in validation["scalars"] | validation.get("", set())
+    assert "samples/grid" in validation["images"] and "epoch_frechet" in validation["scalars"] | validation.get(
+        "", set()
+    )
     assert "samples/grid" in event_tags(run / "logs" / "eval")["images"]
 
 
 def test_sample_writes_a_grid_and_one_png_per_seed(generative_run, tmp_path):
     run, _ = generative_run
     label = ["--label", "7"] if run.name == "cgan" else []
-    result = dlapps("generative", "sample", run, "--count", "5", "--seed", "3", "--out", tmp_path / "grid.png",
-                    "--out-dir", tmp_path / "each", *label)
+    result = dlapps(
+        "generative",
+        "sample",
+        run,
+        "--count",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        tmp_path / "grid.png",
+        "--out-dir",
+        tmp_path / "each",
+        *label,
+    )
     assert result.exit_code == 0, result.stderr
     files = sorted(p.name for p in (tmp_path / "each").iterdir())
     assert files == [f"seed_{s:06d}.png" for s in range(3, 8)] and (tmp_path / "grid.png").stat().st_size > 0
@@ -65,11 +105,11 @@ def test_exported_model_makes_the_same_images_in_a_fresh_process(generative_run,
     label = ", label=tf.constant([0, 1, 2, 3], tf.int64)" if conditional else ""
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
-        model = tf.saved_model.load({str(run / 'export' / 'saved_model')!r})
+        model = tf.saved_model.load({str(run / "export" / "saved_model")!r})
         out = model.signatures["serving_default"](seed=tf.constant([10, 11, 12, 13], tf.int64){label})["images"]
-        latent = model.signatures["from_latent"](latent=tf.zeros([2, 8]){label.replace('0, 1, 2, 3', '0, 1')})["images"]
+        latent = model.signatures["from_latent"](latent=tf.zeros([2, 8]){label.replace("0, 1, 2, 3", "0, 1")})["images"]
         assert out.dtype == tf.uint8 and latent.shape[0] == 2
-        one = model.signatures["serving_default"](seed=tf.constant(11, tf.int64){label.replace('[0, 1, 2, 3]', '1')})["images"]
+        one = model.signatures["serving_default"](seed=tf.constant(11, tf.int64){label.replace("[0, 1, 2, 3]", "1")})["images"]
         assert one.shape[0] == 1 and one.numpy().tolist() == out[1:2].numpy().tolist()  # a scalar seed (and label)
         print(json.dumps(out.numpy().tolist()))
         print(any(m.split(".")[0] in ("pipelines", "apps") for m in sys.modules), file=sys.stderr)
@@ -88,11 +128,14 @@ def test_evaluate_rewrites_the_same_figures(generative_run):
     assert json.loads((run / "metrics.json").read_text())["samples"] == before["samples"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--count", "0"], "--count must be at least 1"),
-    (["--seed", "-1"], "--seed must be >= 0"),
-    (["--label", "3"], "--label needs a class-conditional model"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--count", "0"], "--count must be at least 1"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--label", "3"], "--label needs a class-conditional model"),
+    ],
+)
 def test_bad_sample_requests_get_one_line(generative_run, args, fragment):
     run, _ = generative_run
     if run.name != "dcgan":
@@ -106,8 +149,22 @@ def test_a_run_of_another_domain_is_refused(generative_run, tmp_path):
 
 
 def test_images_of_mixed_sizes_need_a_size(image_folder, tmp_path):
-    assert_one_line_error(dlapps("generative", "train", "--data", image_folder, "--runs-dir", tmp_path, *SETS),
-                          "more than one size", "data.image_size")
-    result = dlapps("generative", "train", "--data", image_folder, "--runs-dir", tmp_path, *SETS,
-                    "--set", "data.image_size=[16,16]", "--set", "train.epochs=1")
+    assert_one_line_error(
+        dlapps("generative", "train", "--data", image_folder, "--runs-dir", tmp_path, *SETS),
+        "more than one size",
+        "data.image_size",
+    )
+    result = dlapps(
+        "generative",
+        "train",
+        "--data",
+        image_folder,
+        "--runs-dir",
+        tmp_path,
+        *SETS,
+        "--set",
+        "data.image_size=[16,16]",
+        "--set",
+        "train.epochs=1",
+    )
     assert result.exit_code == 0, result.stderr

@@ -17,9 +17,19 @@ TEXTS = ["Free entry win a prize claim now", "see you at 6 for dinner", "", "ün
 
 def test_train_fills_the_run_directory(nlp_run):
     run, result = nlp_run
-    for name in ("config.yaml", "run.json", "model.keras", "metrics.json", "samples/confusion_matrix.png",
-                 "samples/pr_curves.png", "vocabulary/words_tfidf.txt", "vocabulary/chars_tfidf.txt",
-                 "logs/projector_metadata.tsv", "logs/projector_config.pbtxt", "logs/checkpoint"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "model.keras",
+        "metrics.json",
+        "samples/confusion_matrix.png",
+        "samples/pr_curves.png",
+        "vocabulary/words_tfidf.txt",
+        "vocabulary/chars_tfidf.txt",
+        "logs/projector_metadata.tsv",
+        "logs/projector_config.pbtxt",
+        "logs/checkpoint",
+    ):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["class_names"] == ["ham", "spam"]
@@ -67,7 +77,7 @@ def test_predict_and_the_exported_model_agree_in_a_fresh_process(nlp_run):
     assert dlapps("nlp", "export", run, "--format", "saved_model").exit_code == 0
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
-        serve = tf.saved_model.load({str(run / 'export' / 'saved_model')!r}).signatures["serving_default"]
+        serve = tf.saved_model.load({str(run / "export" / "saved_model")!r}).signatures["serving_default"]
         out = serve(text=tf.constant({TEXTS!r}))
         assert out["probabilities"].shape == ({len(TEXTS)}, 2)
         print(json.dumps([n.decode() for n in out["class_name"].numpy().tolist()]))
@@ -130,8 +140,19 @@ def test_tflite_is_refused_in_one_line(nlp_run):
 
 @pytest.mark.parametrize("name", ["cnn", "lstm", "transformer"])
 def test_sequence_models_train_through_the_cli(name, text_table, tmp_path):
-    result = dlapps("nlp", "train", "--data", text_table, "--runs-dir", tmp_path, *SETS, "--set", f"model.name={name}",
-                    "--set", "train.epochs=1")
+    result = dlapps(
+        "nlp",
+        "train",
+        "--data",
+        text_table,
+        "--runs-dir",
+        tmp_path,
+        *SETS,
+        "--set",
+        f"model.name={name}",
+        "--set",
+        "train.epochs=1",
+    )
     assert result.exit_code == 0, result.stderr
     config = (next((tmp_path / "nlp").iterdir()) / "config.yaml").read_text()
     assert "sequence_length: 0" not in config  # resolved from the data and recorded
@@ -149,20 +170,30 @@ def test_a_run_repeats_from_its_config(nlp_run, tmp_path):
 # --- bad input: one line, exit 2, no run directory --------------------------------------------
 
 
-@pytest.mark.parametrize("content,sets,fragments", [
-    (None, [], ["does not exist", "missing.tsv"]),
-    (b"", [], ["has no rows"]),
-    (b"label\ttext\n", ["data.label_column=label"], ["header row but no data rows"]),
-    (b"label,text\nham,hi\nspam,win\n", ["data.text_column=message"], ["no text column 'message'", "columns: label, text"]),
-    ("".join(f"ham\t{t}\n" for _, t in messages(20)).encode(), [], ["single class", "ham"]),
-    (b"ham\thello\nspam\twin \xe9 now\n", [], ["line 2", "not utf-8"]),
-    (b"ham\thello\nspam\twin\n", ["model.name=gpt"], ["unknown text model 'gpt'"]),
-    (b"ham\thello\nspam\twin\n", ["text.tokens=bytes"], ["text.tokens"]),
-    (b"ham\thello\nspam\twin\n", ["eval.decision=best"], ["unknown eval.decision 'best'"]),
-    (b"ham\thello\nspam\twin\n", ["model.name=lstm", "model.depth=0"], ["model.depth must be >= 1"]),
-    ("".join(f"{label}\t{text}\t\n" for label, text in messages(20)).encode(), ["data.text_column=2"],
-     ["every training text is empty"]),
-])
+@pytest.mark.parametrize(
+    "content,sets,fragments",
+    [
+        (None, [], ["does not exist", "missing.tsv"]),
+        (b"", [], ["has no rows"]),
+        (b"label\ttext\n", ["data.label_column=label"], ["header row but no data rows"]),
+        (
+            b"label,text\nham,hi\nspam,win\n",
+            ["data.text_column=message"],
+            ["no text column 'message'", "columns: label, text"],
+        ),
+        ("".join(f"ham\t{t}\n" for _, t in messages(20)).encode(), [], ["single class", "ham"]),
+        (b"ham\thello\nspam\twin \xe9 now\n", [], ["line 2", "not utf-8"]),
+        (b"ham\thello\nspam\twin\n", ["model.name=gpt"], ["unknown text model 'gpt'"]),
+        (b"ham\thello\nspam\twin\n", ["text.tokens=bytes"], ["text.tokens"]),
+        (b"ham\thello\nspam\twin\n", ["eval.decision=best"], ["unknown eval.decision 'best'"]),
+        (b"ham\thello\nspam\twin\n", ["model.name=lstm", "model.depth=0"], ["model.depth must be >= 1"]),
+        (
+            "".join(f"{label}\t{text}\t\n" for label, text in messages(20)).encode(),
+            ["data.text_column=2"],
+            ["every training text is empty"],
+        ),
+    ],
+)
 def test_bad_input(tmp_path, content, sets, fragments):
     path = tmp_path / ("missing.tsv" if content is None else "data.tsv")
     if content is not None:

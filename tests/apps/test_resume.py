@@ -14,9 +14,24 @@ def test_interrupt_then_kill_then_resume(tmp_path):
     import keras
 
     run = tmp_path / "vision" / "r"
-    first = start_cli("vision", "train", "--runs-dir", tmp_path, "--name", "r", "--set", f"train.epochs={EPOCHS}",
-                      "--set", f"train.steps_per_epoch={STEPS}", "--set", "train.batch_size=16", "--set", "model.width=8",
-                      "--set", "eval.every_epochs=0")
+    first = start_cli(
+        "vision",
+        "train",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "r",
+        "--set",
+        f"train.epochs={EPOCHS}",
+        "--set",
+        f"train.steps_per_epoch={STEPS}",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "model.width=8",
+        "--set",
+        "eval.every_epochs=0",
+    )
     done = wait_for_epoch(first, run, 1)
     first.send_signal(signal.SIGINT)  # Ctrl-C
     _, err = first.communicate(timeout=60)
@@ -60,11 +75,24 @@ def test_a_two_optimizer_gan_resumes_after_a_kill(tmp_path, mixed):
     """Generator and discriminator optimizers both continue from the last finished epoch (loss-scaling ones too)."""
     run = tmp_path / "generative" / "g"
     epochs, steps = 6, 3
-    settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8",
-                "model.latent_dim=8", "eval.samples=50", "eval.epoch_samples=20", "eval.grid=4", "eval.classifier_steps=10",
-                f"train.mixed_precision={mixed}"]
-    second = killed_then_resumed(run, "generative", "train", "--runs-dir", tmp_path, "--name", "g",
-                                 *[x for s in settings for x in ("--set", s)])
+    settings = [
+        f"train.epochs={epochs}",
+        f"train.steps_per_epoch={steps}",
+        "train.batch_size=16",
+        "model.width=8",
+        "model.latent_dim=8",
+        "eval.samples=50",
+        "eval.epoch_samples=20",
+        "eval.grid=4",
+        "eval.classifier_steps=10",
+        f"train.mixed_precision={mixed}",
+    ]
+    second = killed_then_resumed(
+        run, "generative", "train", "--runs-dir", tmp_path, "--name", "g", *[x for s in settings for x in ("--set", s)]
+    )
     assert second.returncode == 0, second.stderr
     assert "Epoch 1/" not in second.stdout + second.stderr
-    assert optimizer_steps(run / "model.keras") == {"optimizer": epochs * steps, "discriminator_optimizer": epochs * steps}
+    assert optimizer_steps(run / "model.keras") == {
+        "optimizer": epochs * steps,
+        "discriminator_optimizer": epochs * steps,
+    }

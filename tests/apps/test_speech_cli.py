@@ -17,8 +17,15 @@ CLASSES = ["high", "low", "mid"]
 
 def test_train_fills_the_run_directory(speech_run):
     run, result = speech_run
-    for name in ("config.yaml", "run.json", "model.keras", "metrics.json", "samples/confusion_matrix.png",
-                 "samples/pr_curves.png", "samples/sample_predictions.png"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "model.keras",
+        "metrics.json",
+        "samples/confusion_matrix.png",
+        "samples/pr_curves.png",
+        "samples/sample_predictions.png",
+    ):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["class_names"] == CLASSES
@@ -44,8 +51,9 @@ def test_misclassified_clips_are_written_as_audio(speech_run, wav_folder, tmp_pa
     y_true = np.array([0, 1, 2] * 4)
     wrong = np.eye(3)[(y_true + 1) % 3]
     writer = tf.summary.create_file_writer(str(tmp_path))
-    PIPELINE.extra_summaries(writer, 1, Scored(Predictions(y_true, wrong, np.zeros(0), np.zeros(0, int)), {}, {}),
-                             data=data, split="test")
+    PIPELINE.extra_summaries(
+        writer, 1, Scored(Predictions(y_true, wrong, np.zeros(0), np.zeros(0, int)), {}, {}), data=data, split="test"
+    )
     writer.close()
     assert "evaluation/misclassified_audio" in event_tags(tmp_path)["audio"]
 
@@ -60,7 +68,7 @@ def test_predict_and_both_serving_signatures_agree_in_a_fresh_process(speech_run
     assert len(predicted) == len(files) and set(predicted) <= set(CLASSES)
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
-        loaded = tf.saved_model.load({str(run / 'export' / 'saved_model')!r})
+        loaded = tf.saved_model.load({str(run / "export" / "saved_model")!r})
         files = {files!r}
         out = loaded.signatures["wav_bytes"](wav_bytes=tf.constant([open(f, "rb").read() for f in files]))
         assert out["probabilities"].shape == (len(files), 3)
@@ -90,21 +98,42 @@ def test_tflite_takes_raw_audio_and_gives_the_same_top1(speech_run, wav_folder):
     files = sorted(wav_folder.iterdir())[:12]
     from pipelines.speech import audio
 
-    waves = np.stack([audio.wav_to_waveform(tf.io.read_file(str(f)), frontend.sample_rate, frontend.samples) for f in files])
+    waves = np.stack(
+        [audio.wav_to_waveform(tf.io.read_file(str(f)), frontend.sample_rate, frontend.samples) for f in files]
+    )
     model = keras.models.load_model(run / "model.keras", compile=False)
     expected = model.predict(PIPELINE.read_inputs(files, model, config), verbose=0).argmax(1)
-    runner = tf.lite.Interpreter(model_path=str(run / "export" / "model.tflite")).get_signature_runner("serving_default")
+    runner = tf.lite.Interpreter(model_path=str(run / "export" / "model.tflite")).get_signature_runner(
+        "serving_default"
+    )
     lite = np.concatenate([runner(audio=w[None].astype(np.float32))["probabilities"] for w in waves])
     np.testing.assert_array_equal(lite.argmax(1), expected)
 
 
-@pytest.mark.parametrize("name,augment", [("lstm", ["model.augment=[shift,noise,crop]"]),
-                                          ("transformer", ["model.augment=[warp,specaugment]", "data.features=logmel"]),
-                                          ("wave_cnn", [])])  # its default drops the spectral SpecAugment
+@pytest.mark.parametrize(
+    "name,augment",
+    [
+        ("lstm", ["model.augment=[shift,noise,crop]"]),
+        ("transformer", ["model.augment=[warp,specaugment]", "data.features=logmel"]),
+        ("wave_cnn", []),
+    ],
+)  # its default drops the spectral SpecAugment
 def test_other_models_train_through_the_cli(name, augment, wav_folder, tmp_path):
     sets = [x for item in augment for x in ("--set", item)]
-    result = dlapps("speech", "train", "--data", wav_folder, "--runs-dir", tmp_path, *SETS, "--set", f"model.name={name}",
-                    "--set", "train.epochs=1", *sets)
+    result = dlapps(
+        "speech",
+        "train",
+        "--data",
+        wav_folder,
+        "--runs-dir",
+        tmp_path,
+        *SETS,
+        "--set",
+        f"model.name={name}",
+        "--set",
+        "train.epochs=1",
+        *sets,
+    )
     assert result.exit_code == 0, result.stderr
     config = (next((tmp_path / "speech").iterdir()) / "config.yaml").read_text()
     assert ("features: waveform" in config) == (name == "wave_cnn")
@@ -120,16 +149,26 @@ def write_clips(folder: Path, names: list[str]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("setup,fragments", [
-    (lambda d: d.mkdir(), ["no .wav files in"]),
-    (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")), ["no .wav files in"]),
-    (lambda d: (write_clips(d, ["a_x_0.wav", "b_x_1.wav"]), (d / "c_x_2.wav").write_bytes(b"RIFF nonsense")),
-     ["not readable WAV files", "c_x_2.wav", "data.on_bad_file=skip"]),
-    (lambda d: (write_clips(d, ["a_x_0.wav", "b_x_1.wav"]), (d / "c_x_2.wav").write_bytes(wav_bytes(np.zeros(0), 8000))),
-     ["no samples", "c_x_2.wav"]),
-    (lambda d: write_clips(d, ["one.wav", "two.wav"]), ["label_pattern", "matches none", "one.wav"]),
-    (lambda d: write_clips(d, ["a_x_0.wav", "a_x_1.wav", "a_y_2.wav"]), ["only one class"]),
-])
+@pytest.mark.parametrize(
+    "setup,fragments",
+    [
+        (lambda d: d.mkdir(), ["no .wav files in"]),
+        (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")), ["no .wav files in"]),
+        (
+            lambda d: (write_clips(d, ["a_x_0.wav", "b_x_1.wav"]), (d / "c_x_2.wav").write_bytes(b"RIFF nonsense")),
+            ["not readable WAV files", "c_x_2.wav", "data.on_bad_file=skip"],
+        ),
+        (
+            lambda d: (
+                write_clips(d, ["a_x_0.wav", "b_x_1.wav"]),
+                (d / "c_x_2.wav").write_bytes(wav_bytes(np.zeros(0), 8000)),
+            ),
+            ["no samples", "c_x_2.wav"],
+        ),
+        (lambda d: write_clips(d, ["one.wav", "two.wav"]), ["label_pattern", "matches none", "one.wav"]),
+        (lambda d: write_clips(d, ["a_x_0.wav", "a_x_1.wav", "a_y_2.wav"]), ["only one class"]),
+    ],
+)
 def test_bad_data(tmp_path, setup, fragments):
     setup(tmp_path / "clips")
     result = dlapps("speech", "train", "--data", tmp_path / "clips", "--runs-dir", tmp_path / "runs", *SETS)
@@ -137,15 +176,18 @@ def test_bad_data(tmp_path, setup, fragments):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("override,fragments", [
-    ("model.name=wavenet", ["unknown speech model 'wavenet'", "cnn, lstm, transformer, wave_cnn"]),
-    ("data.features=mel", ["unknown data.features 'mel'"]),
-    ("data.split=speaker:zoe", ["no speaker zoe"]),
-    ("data.duration=0.01", ["frames"]),
-    ("model.augment=[echo]", ["unknown augmentation echo"]),
-    ("data.mfccs=60", ["1 <= data.mfccs <= data.mel_bins"]),
-    ("data.features=mfcc model.augment=[warp]", ["warp bends the frequency axis"]),
-])
+@pytest.mark.parametrize(
+    "override,fragments",
+    [
+        ("model.name=wavenet", ["unknown speech model 'wavenet'", "cnn, lstm, transformer, wave_cnn"]),
+        ("data.features=mel", ["unknown data.features 'mel'"]),
+        ("data.split=speaker:zoe", ["no speaker zoe"]),
+        ("data.duration=0.01", ["frames"]),
+        ("model.augment=[echo]", ["unknown augmentation echo"]),
+        ("data.mfccs=60", ["1 <= data.mfccs <= data.mel_bins"]),
+        ("data.features=mfcc model.augment=[warp]", ["warp bends the frequency axis"]),
+    ],
+)
 def test_bad_settings(tmp_path, wav_folder, override, fragments):
     sets = [x for item in override.split() for x in ("--set", item)]
     result = dlapps("speech", "train", "--data", wav_folder, "--runs-dir", tmp_path / "runs", *SETS, *sets)
@@ -154,7 +196,9 @@ def test_bad_settings(tmp_path, wav_folder, override, fragments):
 
 def test_predict_on_a_file_that_is_not_a_wav(speech_run, tmp_path):
     (tmp_path / "song.mp3").write_bytes(b"ID3\x03 not a wav")
-    assert_one_line_error(dlapps("speech", "predict", speech_run[0], tmp_path / "song.mp3"), "cannot read WAV file", "song.mp3")
+    assert_one_line_error(
+        dlapps("speech", "predict", speech_run[0], tmp_path / "song.mp3"), "cannot read WAV file", "song.mp3"
+    )
 
 
 def test_config_yaml_repeats_the_run_exactly(speech_run, tmp_path):

@@ -7,8 +7,15 @@ import textwrap
 
 import pytest
 
-from tests.helpers import (assert_one_line_error, dlapps, event_tags, killed_then_resumed, optimizer_steps, toy_pairs,
-                           write_pairs)
+from tests.helpers import (
+    assert_one_line_error,
+    dlapps,
+    event_tags,
+    killed_then_resumed,
+    optimizer_steps,
+    toy_pairs,
+    write_pairs,
+)
 
 FAST = ["train.epochs=3", "train.batch_size=16", "model.width=16", "model.depth=1", "model.heads=2", "eval.samples=3"]
 SETS = [x for item in FAST for x in ("--set", item)]
@@ -25,7 +32,9 @@ def pairs_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def translate_run(pairs_file, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    result = dlapps("nlp", "train", "--task", "translate", "--data", pairs_file, "--runs-dir", runs, "--name", "t", *SETS)
+    result = dlapps(
+        "nlp", "train", "--task", "translate", "--data", pairs_file, "--runs-dir", runs, "--name", "t", *SETS
+    )
     assert result.exit_code == 0, result.output + result.stderr
     return runs / "nlp" / "t", result
 
@@ -60,7 +69,7 @@ def test_predict_and_the_exported_model_agree_in_a_fresh_process(translate_run):
     assert dlapps("nlp", "export", run, "--format", "saved_model").exit_code == 0
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
-        model = tf.saved_model.load({str(run / 'export' / 'saved_model')!r})
+        model = tf.saved_model.load({str(run / "export" / "saved_model")!r})
         out = {{name: [t.decode() for t in model.signatures[name](text=tf.constant({TEXTS!r}))["translation"].numpy()]
                for name in ("serving_default", "greedy", "beam")}}
         print(json.dumps(out))
@@ -85,18 +94,35 @@ def test_evaluate_rewrites_the_same_figures(translate_run):
 
 def test_the_lstm_trains_and_a_config_file_keeps_the_task(pairs_file, translate_run, tmp_path):
     run, _ = translate_run
-    result = dlapps("nlp", "train", "--config", run / "config.yaml", "--runs-dir", tmp_path, "--name", "l",
-                    "--set", "model.name=lstm", "--set", "train.epochs=1", "--set", "eval.beam_size=2")
+    result = dlapps(
+        "nlp",
+        "train",
+        "--config",
+        run / "config.yaml",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "l",
+        "--set",
+        "model.name=lstm",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "eval.beam_size=2",
+    )
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((tmp_path / "nlp" / "l" / "metrics.json").read_text())
     assert metrics["decoding"] == "beam 2" and "chrf" in metrics
 
 
-@pytest.mark.parametrize("content, fragments", [
-    ("one\tएक\ntwo एक\n" + "three\tतीन\n" * 10, ["line 2", "tab"]),
-    ("one\tएक\ntwo\t \n" + "three\tतीन\n" * 10, ["line 2", "target sentence is empty"]),
-    ("one\tएक\n" * 9, ["9 sentence pair(s)"]),
-])
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("one\tएक\ntwo एक\n" + "three\tतीन\n" * 10, ["line 2", "tab"]),
+        ("one\tएक\ntwo\t \n" + "three\tतीन\n" * 10, ["line 2", "target sentence is empty"]),
+        ("one\tएक\n" * 9, ["9 sentence pair(s)"]),
+    ],
+)
 def test_bad_pair_files_fail_in_one_line_without_a_run(tmp_path, content, fragments):
     path = tmp_path / "pairs.tsv"
     path.write_text(content, encoding="utf-8")
@@ -106,10 +132,14 @@ def test_bad_pair_files_fail_in_one_line_without_a_run(tmp_path, content, fragme
 
 
 def test_unknown_task_and_task_in_set_are_refused(pairs_file, tmp_path):
-    assert_one_line_error(dlapps("nlp", "train", "--task", "summarise", "--data", pairs_file, "--runs-dir", tmp_path),
-                          "no task 'summarise'", "classify, translate")
-    assert_one_line_error(dlapps("nlp", "train", "--data", pairs_file, "--set", "task=translate", "--runs-dir", tmp_path),
-                          "--task")
+    assert_one_line_error(
+        dlapps("nlp", "train", "--task", "summarise", "--data", pairs_file, "--runs-dir", tmp_path),
+        "no task 'summarise'",
+        "classify, translate",
+    )
+    assert_one_line_error(
+        dlapps("nlp", "train", "--data", pairs_file, "--set", "task=translate", "--runs-dir", tmp_path), "--task"
+    )
     assert not (tmp_path / "nlp").exists()
 
 
@@ -118,8 +148,20 @@ def test_a_translator_resumes_after_a_kill(pairs_file, tmp_path):
     run = tmp_path / "nlp" / "t"
     epochs, steps = 5, 3
     settings = [*FAST, f"train.epochs={epochs}", f"train.steps_per_epoch={steps}"]
-    second = killed_then_resumed(run, "nlp", "train", "--task", "translate", "--data", pairs_file, "--runs-dir", tmp_path,
-                                 "--name", "t", *[x for s in settings for x in ("--set", s)])
+    second = killed_then_resumed(
+        run,
+        "nlp",
+        "train",
+        "--task",
+        "translate",
+        "--data",
+        pairs_file,
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "t",
+        *[x for s in settings for x in ("--set", s)],
+    )
     assert second.returncode == 0, second.stderr
     assert "Epoch 1/" not in second.stdout + second.stderr and "BLEU" in second.stdout
     assert optimizer_steps(run / "model.keras") == {"optimizer": epochs * steps}

@@ -23,8 +23,16 @@ def test_help_does_not_import_tensorflow():
 
 def test_train_fills_the_run_directory(folder_run):
     run, result = folder_run
-    for name in ("config.yaml", "run.json", "model.keras", "metrics.json", "checkpoints/best.keras",
-                 "samples/confusion_matrix.png", "samples/pr_curves.png", "samples/sample_predictions.png"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "model.keras",
+        "metrics.json",
+        "checkpoints/best.keras",
+        "samples/confusion_matrix.png",
+        "samples/pr_curves.png",
+        "samples/sample_predictions.png",
+    ):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["class_names"] == ["hbar", "square", "vbar"]
@@ -76,7 +84,7 @@ def test_saved_model_answers_in_a_fresh_process_with_only_tensorflow(folder_run,
     predicted = dlapps("vision", "predict", run, *files).output.strip().splitlines()
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
-        serve = tf.saved_model.load({str(run / 'export' / 'saved_model')!r}).signatures["serving_default"]
+        serve = tf.saved_model.load({str(run / "export" / "saved_model")!r}).signatures["serving_default"]
         files = {files!r}
         out = serve(image_bytes=tf.constant([open(f, "rb").read() for f in files]))
         assert out["probabilities"].shape == (len(files), 3)
@@ -122,5 +130,16 @@ def test_config_yaml_repeats_the_run_exactly(tmp_path):
 def test_list_shows_sources_and_models():
     result = dlapps("list")
     assert result.exit_code == 0
-    for name in ("vision:", "digits", "idx", "folder", "tfds", "mlp", "cnn", "resnet", "mobilenet_v3_small", "efficientnet_b0"):
+    for name in (
+        "vision:",
+        "digits",
+        "idx",
+        "folder",
+        "tfds",
+        "mlp",
+        "cnn",
+        "resnet",
+        "mobilenet_v3_small",
+        "efficientnet_b0",
+    ):
         assert name in result.output

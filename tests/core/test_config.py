@@ -1,5 +1,4 @@
 import dataclasses
-from typing import Optional
 
 import pytest
 
@@ -9,7 +8,7 @@ from pipelines.core.errors import UserError
 
 @dataclasses.dataclass
 class Section:
-    size: Optional[list[int]] = None
+    size: list[int] | None = None
     names: list[str] = dataclasses.field(default_factory=lambda: ["a"])
 
 
@@ -20,7 +19,9 @@ class Config:
 
 
 def test_overrides_are_typed():
-    config = apply_overrides(Config(), ["train.epochs=3", "train.learning_rate=1", "section.size=[16, 16]", "train.mixed_precision=true"])
+    config = apply_overrides(
+        Config(), ["train.epochs=3", "train.learning_rate=1", "section.size=[16, 16]", "train.mixed_precision=true"]
+    )
     assert config.train.epochs == 3
     assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
     assert config.section.size == [16, 16]
@@ -52,7 +53,7 @@ def test_exponent_floats_and_path_like_strings():
 
 @dataclasses.dataclass
 class Paths:
-    path: Optional[str] = "x"
+    path: str | None = "x"
     name: str = "n"
 
 

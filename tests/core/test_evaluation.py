@@ -6,11 +6,16 @@ from pipelines.core.evaluation import classification_metrics, decide, per_class_
 
 def test_metrics_match_hand_computed_values():
     y_true = np.array([0, 0, 1, 1, 2, 2])
-    probabilities = np.array([
-        [0.8, 0.1, 0.1], [0.4, 0.5, 0.1],  # second is wrong (predicted 1)
-        [0.1, 0.8, 0.1], [0.2, 0.7, 0.1],
-        [0.1, 0.2, 0.7], [0.3, 0.1, 0.6],
-    ])
+    probabilities = np.array(
+        [
+            [0.8, 0.1, 0.1],
+            [0.4, 0.5, 0.1],  # second is wrong (predicted 1)
+            [0.1, 0.8, 0.1],
+            [0.2, 0.7, 0.1],
+            [0.1, 0.2, 0.7],
+            [0.3, 0.1, 0.6],
+        ]
+    )
     m = classification_metrics(y_true, probabilities, ["a", "b", "c"], top_k=2)
     assert m["accuracy"] == pytest.approx(5 / 6)
     assert m["top_2_accuracy"] == 1.0

@@ -39,8 +39,14 @@ def test_batched_is_deterministic_under_a_seed_and_keeps_every_example():
 
 def test_per_example_randomness_is_fresh_each_epoch_and_repeatable():
     def draws(seed):
-        ds = batched(tf.data.Dataset.range(6), batch_size=6, training=False, seed=seed, cache=True,
-                     per_example=lambda x, seed: tf.random.stateless_uniform([], seed))
+        ds = batched(
+            tf.data.Dataset.range(6),
+            batch_size=6,
+            training=False,
+            seed=seed,
+            cache=True,
+            per_example=lambda x, seed: tf.random.stateless_uniform([], seed),
+        )
         return [next(iter(ds)).numpy() for _ in range(2)]  # two epochs
 
     first, second = draws(3)

@@ -9,7 +9,9 @@ from apps.cli import main
 from tests.helpers import FAST
 
 
-@pytest.mark.parametrize("switch", ["train.mixed_precision=true", "train.strategy=mirrored", "train.early_stopping_patience=1"])
+@pytest.mark.parametrize(
+    "switch", ["train.mixed_precision=true", "train.strategy=mirrored", "train.early_stopping_patience=1"]
+)
 def test_training_switches_train_and_evaluate(tmp_path, switch):
     import keras
 

@@ -14,8 +14,17 @@ from tests.fraud.helpers import simulated_table, ulb_columns
 
 def test_simulator_table_has_the_handbook_columns():
     t = simulated_table()
-    assert list(t.columns)[:9] == ["TRANSACTION_ID", "TX_DATETIME", "TX_TIME_SECONDS", "TX_TIME_DAYS", "CUSTOMER_ID",
-                                   "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD", "TX_FRAUD_SCENARIO"]
+    assert list(t.columns)[:9] == [
+        "TRANSACTION_ID",
+        "TX_DATETIME",
+        "TX_TIME_SECONDS",
+        "TX_TIME_DAYS",
+        "CUSTOMER_ID",
+        "TERMINAL_ID",
+        "TX_AMOUNT",
+        "TX_FRAUD",
+        "TX_FRAUD_SCENARIO",
+    ]
     assert len(t.columns) == 23 and t.kinds["TX_DATETIME"] == "datetime"
     assert t.columns["TX_DATETIME"][0].startswith("2018-04-01 ")  # the handbook's first day
     assert simulated_table().columns["TX_AMOUNT"].tolist() == t.columns["TX_AMOUNT"].tolist()  # seeded
@@ -24,9 +33,15 @@ def test_simulator_table_has_the_handbook_columns():
 def test_roles_leave_out_the_label_identifiers_and_leakage():
     roles = fraud_data.roles(simulated_table(), FraudDataConfig())
     assert (roles.label, roles.time, roles.customer) == ("TX_FRAUD", "TX_DATETIME", "CUSTOMER_ID")
-    assert roles.excluded == {"TX_FRAUD": "label", "TRANSACTION_ID": "identifier", "TX_TIME_SECONDS": "data.exclude_columns",
-                              "TX_TIME_DAYS": "data.exclude_columns", "CUSTOMER_ID": "customer/card", "TERMINAL_ID": "identifier",
-                              "TX_FRAUD_SCENARIO": "data.exclude_columns"}
+    assert roles.excluded == {
+        "TX_FRAUD": "label",
+        "TRANSACTION_ID": "identifier",
+        "TX_TIME_SECONDS": "data.exclude_columns",
+        "TX_TIME_DAYS": "data.exclude_columns",
+        "CUSTOMER_ID": "customer/card",
+        "TERMINAL_ID": "identifier",
+        "TX_FRAUD_SCENARIO": "data.exclude_columns",
+    }
     assert len(roles.features) == 16 and "TX_DATETIME" in roles.features
     chosen = fraud_data.roles(simulated_table(), FraudDataConfig(features=["TX_AMOUNT", "TERMINAL_ID"]))
     assert chosen.features == ["TERMINAL_ID", "TX_AMOUNT"]  # named ones, even an identifier
@@ -40,12 +55,15 @@ def test_ulb_layout_roles():
     assert roles.features == ["Time", "V1", "V2", "V3", "V4", "Amount"] and roles.excluded[""] == "identifier"
 
 
-@pytest.mark.parametrize("settings, fragment", [
-    ({"label_column": "nope"}, "no label column 'nope'"),
-    ({"features": ["TX_FRAUD"]}, "cannot be a feature"),
-    ({"features": ["TX_AMOUNT", "typo"]}, "'typo'"),
-    ({"time_column": "TX_AMOUNT"}, "does not hold dates"),
-])
+@pytest.mark.parametrize(
+    "settings, fragment",
+    [
+        ({"label_column": "nope"}, "no label column 'nope'"),
+        ({"features": ["TX_FRAUD"]}, "cannot be a feature"),
+        ({"features": ["TX_AMOUNT", "typo"]}, "'typo'"),
+        ({"time_column": "TX_AMOUNT"}, "does not hold dates"),
+    ],
+)
 def test_role_settings_are_checked(settings, fragment):
     with pytest.raises(UserError, match=fragment):
         fraud_data.roles(simulated_table(), FraudDataConfig(**settings))
@@ -61,8 +79,11 @@ def test_time_split_is_the_handbooks_protocol_at_the_end_of_the_data():
     assert set(days[split.rows["train"]]) == set(range(3, 9)) and set(days[split.rows["validation"]]) == {9}
     assert set(days[split.rows["test"]]) == set(range(17, 24))
     customers = t.columns["CUSTOMER_ID"]
-    known = set(customers[np.concatenate([split.rows["train"], split.rows["validation"]])][
-        labels[np.concatenate([split.rows["train"], split.rows["validation"]])] == 1])
+    known = set(
+        customers[np.concatenate([split.rows["train"], split.rows["validation"]])][
+            labels[np.concatenate([split.rows["train"], split.rows["validation"]])] == 1
+        ]
+    )
     assert known and not known & set(customers[split.rows["test"]])  # compromised cards leave the test days
     assert "2018-04-04..2018-04-09" in split.description
     with pytest.raises(UserError, match="covers 24 days.*= 25"):
@@ -80,7 +101,11 @@ def test_stratified_split_and_single_class():
 
 
 def test_a_card_column_is_followed_not_learned():
-    columns = {"cc_num": np.array(["4111", "4222"] * 5, dtype=object), "amt": np.arange(10.0), "is_fraud": np.arange(10.0) % 2}
+    columns = {
+        "cc_num": np.array(["4111", "4222"] * 5, dtype=object),
+        "amt": np.arange(10.0),
+        "is_fraud": np.arange(10.0) % 2,
+    }
     t = table.Table("cards", columns, {"cc_num": "categorical", "amt": "numeric", "is_fraud": "numeric"})
     roles = fraud_data.roles(t, FraudDataConfig())
     assert (roles.customer, roles.features, roles.excluded["cc_num"]) == ("cc_num", ["amt"], "customer/card")
@@ -97,7 +122,12 @@ def test_log1p_goes_to_long_tailed_magnitudes_only():
 
 
 def test_input_names_are_signature_safe():
-    assert [input_name(c) for c in ["TX_AMOUNT", "", "Amount ($)", "1st"]] == ["TX_AMOUNT", "column_", "Amount____", "column_1st"]
+    assert [input_name(c) for c in ["TX_AMOUNT", "", "Amount ($)", "1st"]] == [
+        "TX_AMOUNT",
+        "column_",
+        "Amount____",
+        "column_1st",
+    ]
 
 
 def test_history_rows_follow_each_customer_in_time():

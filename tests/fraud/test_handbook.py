@@ -14,8 +14,13 @@ import pytest
 from pipelines.fraud import features
 
 DAY = features.DAY
-HANDBOOK = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "fraud_handbook" / \
-    "transactions_2018-07-25_to_2018-08-14.csv.gz"
+HANDBOOK = (
+    Path(__file__).resolve().parents[3]
+    / "shared"
+    / "datasets"
+    / "fraud_handbook"
+    / "transactions_2018-07-25_to_2018-08-14.csv.gz"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,9 +58,11 @@ def test_the_handbook_transformation_is_reproduced():
     seconds = column["TX_TIME_SECONDS"].astype(np.int64)
     days = column["TX_TIME_DAYS"].astype(np.int64)
     first = days.min()
-    computed = {**features.calendar_flags(seconds),
-                **features.customer_spending(column["CUSTOMER_ID"], seconds, column["TX_AMOUNT"]),
-                **features.terminal_risk(column["TERMINAL_ID"], seconds, column["TX_FRAUD"])}
+    computed = {
+        **features.calendar_flags(seconds),
+        **features.customer_spending(column["CUSTOMER_ID"], seconds, column["TX_AMOUNT"]),
+        **features.terminal_risk(column["TERMINAL_ID"], seconds, column["TX_FRAUD"]),
+    }
     checked = set()
     for name, values in computed.items():
         window = next((w for w in features.WINDOWS if f"_{w}DAY_" in name), 0)
@@ -88,7 +95,9 @@ def test_simulator_follows_the_handbook_and_repeats_from_its_seed():
     assert all(np.array_equal(data[c], again[c]) for c in COLUMNS)
     other = simulate(dataclasses.replace(sim, seed=4))
     assert not np.array_equal(other["TX_AMOUNT"][:50], data["TX_AMOUNT"][:50])
-    assert (np.diff(data["TX_TIME_SECONDS"]) >= 0).all() and (data["TX_TIME_SECONDS"] // DAY == data["TX_TIME_DAYS"]).all()
+    assert (np.diff(data["TX_TIME_SECONDS"]) >= 0).all() and (
+        data["TX_TIME_SECONDS"] // DAY == data["TX_TIME_DAYS"]
+    ).all()
     per_day = len(data["TX_AMOUNT"]) / sim.days
     assert 0.8 * 1000 * 2 < per_day < 1.05 * 1000 * 2  # about 2 a day per customer with a terminal in reach
     fraud, scenario = data["TX_FRAUD"], data["TX_FRAUD_SCENARIO"]
@@ -128,8 +137,11 @@ def test_handbook_split_and_its_logistic_regression_baseline():
     train, test = train_delay_test(days, customers, frauds, train_start=int(days.min()))
     assert len(test) == 58_264 and frauds[test].sum() == 385
     names = ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT"] + [  # the handbook's order
-        f"{who}_{what}_{w}DAY_WINDOW" for who, pair in (("CUSTOMER_ID", ("NB_TX", "AVG_AMOUNT")), ("TERMINAL_ID", ("NB_TX", "RISK")))
-        for w in (1, 7, 30) for what in pair]
+        f"{who}_{what}_{w}DAY_WINDOW"
+        for who, pair in (("CUSTOMER_ID", ("NB_TX", "AVG_AMOUNT")), ("TERMINAL_ID", ("NB_TX", "RISK")))
+        for w in (1, 7, 30)
+        for what in pair
+    ]
     x = np.stack([column[n] for n in names], axis=1)
     scaler = StandardScaler().fit(x[train])
     model = LogisticRegression(random_state=0).fit(scaler.transform(x[train]), frauds[train])

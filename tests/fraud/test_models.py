@@ -12,8 +12,12 @@ from pipelines.fraud import models
 from pipelines.fraud.models import Feature
 from pipelines.fraud.pipeline import FraudModelConfig
 
-FEATURES = [Feature("amount", "amount", "numeric", log1p=True), Feature("rate", "rate", "numeric", fill=0.0),
-            Feature("shop", "shop", "categorical", vocabulary=["a", "b"]), Feature("when", "when", "datetime")]
+FEATURES = [
+    Feature("amount", "amount", "numeric", log1p=True),
+    Feature("rate", "rate", "numeric", fill=0.0),
+    Feature("shop", "shop", "categorical", vocabulary=["a", "b"]),
+    Feature("when", "when", "datetime"),
+]
 
 
 def raw_columns(n=64, seed=0):
@@ -21,13 +25,19 @@ def raw_columns(n=64, seed=0):
     rate = rng.random(n)
     rate[::7] = np.nan
     stamps = np.datetime64("2018-07-25T00:00:00") + rng.integers(0, 30 * 86_400, n).astype("timedelta64[s]")
-    return {"amount": rng.exponential(50, n), "rate": rate, "shop": rng.choice(["a", "b", "c"], n).astype(object),
-            "when": np.char.replace(np.datetime_as_string(stamps, unit="s"), "T", " ").astype(object)}
+    return {
+        "amount": rng.exponential(50, n),
+        "rate": rate,
+        "shop": rng.choice(["a", "b", "c"], n).astype(object),
+        "when": np.char.replace(np.datetime_as_string(stamps, unit="s"), "T", " ").astype(object),
+    }
 
 
 def batches(columns, labels=None, steps=1):
     """Each row as a history of ``steps`` transactions (the row and the ones before it, repeated at the start)."""
-    history = np.maximum(np.arange(len(labels if labels is not None else columns["amount"]))[:, None] - np.arange(steps)[::-1], 0)
+    history = np.maximum(
+        np.arange(len(labels if labels is not None else columns["amount"]))[:, None] - np.arange(steps)[::-1], 0
+    )
     inputs = {k: (v.astype(np.float32) if v.dtype != object else v.astype(str))[history] for k, v in columns.items()}
     return tf.data.Dataset.from_tensor_slices(inputs if labels is None else (inputs, labels)).batch(16)
 
@@ -55,8 +65,11 @@ def test_datetime_parts_match_python_calendar():
         when = datetime.datetime.fromisoformat(text)
         hours = (when.hour + when.minute / 60) * 2 * np.pi / 24
         weekday = when.weekday() * 2 * np.pi / 7
-        assert np.allclose([hour_sin, hour_cos, day_sin, day_cos],
-                           [np.sin(hours), np.cos(hours), np.sin(weekday), np.cos(weekday)], atol=1e-5), text
+        assert np.allclose(
+            [hour_sin, hour_cos, day_sin, day_cos],
+            [np.sin(hours), np.cos(hours), np.sin(weekday), np.cos(weekday)],
+            atol=1e-5,
+        ), text
 
 
 def test_preprocessing_layers():
@@ -70,4 +83,4 @@ def test_preprocessing_layers():
 def test_focal_loss_weighs_easy_examples_down():
     loss = models.SparseFocalCrossentropy(gamma=2.0, reduction=None)
     easy, hard = loss(np.array([0, 0]), np.array([[0.99, 0.01], [0.4, 0.6]])).numpy()
-    assert easy < 1e-5 < hard and np.isclose(hard, 0.6 ** 2 * -np.log(0.4))
+    assert easy < 1e-5 < hard and np.isclose(hard, 0.6**2 * -np.log(0.4))

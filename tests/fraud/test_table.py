@@ -16,10 +16,19 @@ def write(path, text, zipped=False):
 
 @pytest.mark.parametrize("zipped", [False, True])
 def test_kinds_are_inferred_and_gzip_is_read_by_content(tmp_path, zipped):
-    path = write(tmp_path / "tx.csv", "id,when,shop,amount,fraud\n1,2018-07-25 10:00:00,a,1.5,0\n"
-                                      "2,2018-07-26 11:30:00,b,,1\n3,2018-07-27,a,NaN,0\n", zipped)
+    path = write(
+        tmp_path / "tx.csv",
+        "id,when,shop,amount,fraud\n1,2018-07-25 10:00:00,a,1.5,0\n2,2018-07-26 11:30:00,b,,1\n3,2018-07-27,a,NaN,0\n",
+        zipped,
+    )
     t = table.read_table(path, {})
-    assert t.kinds == {"id": "numeric", "when": "datetime", "shop": "categorical", "amount": "numeric", "fraud": "numeric"}
+    assert t.kinds == {
+        "id": "numeric",
+        "when": "datetime",
+        "shop": "categorical",
+        "amount": "numeric",
+        "fraud": "numeric",
+    }
     assert np.isnan(t.numbers("amount")[1:]).all() and t.numbers("amount")[0] == 1.5
     assert table.labels(t, "fraud").tolist() == [0, 1, 0]
     assert table.datetimes(t, "when")[2] == np.datetime64("2018-07-27T00:00:00")
@@ -27,14 +36,17 @@ def test_kinds_are_inferred_and_gzip_is_read_by_content(tmp_path, zipped):
     assert forced.kinds["id"] == "categorical" and forced.columns["id"].tolist() == ["1", "2", "3"]
 
 
-@pytest.mark.parametrize("text, fragments", [
-    ("", ["is empty"]),
-    ("a,b,fraud\n", ["no transactions"]),
-    ("a,b,fraud\n1,2,0\n3,0\n", ["line 3", "2 fields", "3"]),
-    ("a,a,fraud\n1,2,0\n", ["'a'", "twice"]),
-    ('a,b\n"1,2\n', ["cannot read"]),
-    (None, ["cannot read"]),  # a damaged gzip file
-])
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ("", ["is empty"]),
+        ("a,b,fraud\n", ["no transactions"]),
+        ("a,b,fraud\n1,2,0\n3,0\n", ["line 3", "2 fields", "3"]),
+        ("a,a,fraud\n1,2,0\n", ["'a'", "twice"]),
+        ('a,b\n"1,2\n', ["cannot read"]),
+        (None, ["cannot read"]),  # a damaged gzip file
+    ],
+)
 def test_unreadable_files_name_the_problem(tmp_path, text, fragments):
     if text is None:
         zipped = bytearray(gzip.compress(("a,b,fraud\n" + "1,2,0\n" * 500).encode()))

@@ -37,8 +37,11 @@ def test_test_split_is_the_plain_stratified_80_20(tmp_path):
 
 def test_csv_with_header_named_columns_and_quoted_newlines(tmp_path):
     path = tmp_path / "reviews.csv"
-    path.write_text('id,review,sentiment\n1,"great, really great",pos\n2,"awful\nreally",neg\n'
-                    + "".join(f"{i},meh {i},{'pos' if i % 2 else 'neg'}\n" for i in range(3, 23)), encoding="utf-8")
+    path.write_text(
+        'id,review,sentiment\n1,"great, really great",pos\n2,"awful\nreally",neg\n'
+        + "".join(f"{i},meh {i},{'pos' if i % 2 else 'neg'}\n" for i in range(3, 23)),
+        encoding="utf-8",
+    )
     raw = table(path, text_column="review", label_column="sentiment")
     texts = set(np.concatenate(list(raw.texts.values())).tolist())
     assert {"great, really great", "awful\nreally"} <= texts and raw.class_names == ["neg", "pos"]
@@ -48,25 +51,47 @@ def test_csv_with_header_named_columns_and_quoted_newlines(tmp_path):
 ROWS = "".join(f"{label}\t{text}\n" for label, text in messages(12, spam_share=0.5)).encode()
 
 
-@pytest.mark.parametrize("content, fields, message", [
-    (b"", {}, "has no rows"),
-    (b"\n  \n\t\n", {}, "has no rows"),
-    (b"label\ttext\n", {"label_column": "label", "text_column": "text"}, "a header row but no data rows"),
-    (b"label\ttext\n", {}, "a header row but no data rows"),  # a title line is recognised without names
-    (ROWS + b"spam\twin\tnow\n" + ROWS, {}, "line 13: 3 fields where the first row has 2"),
-    (ROWS + b"spam\twin \xff\xfe now\n", {}, "line 13: bytes that are not utf-8"),
-    (b"a,b\nham,hi\n", {"text_column": "message", "label_column": "b", "delimiter": "comma"}, "no text column 'message'; columns: a, b"),
-    (b"ham\thi\nham\tyo\nham\tho\n", {}, "single class"),
-    (b"ham\nspam\nham\n", {}, "label/text columns are 0/1"),
-    (ROWS + b"\thello\n", {}, "line 13: the label is empty"),
-    (b"text,label\n" + b"hi,ham\n" * 3 + b"win,spam\n" * 3, {"label_column": "label", "text_column": "0", "header": "true",
-                                                             "delimiter": "comma"}, None),
-    (b"text,label,id\n" + b"hi,ham,1\n" * 3, {"label_column": "5", "header": "true", "delimiter": "comma"}, "columns are 5/0"),
-    (b"text,label\nhi,ham\n", {"label_column": "text", "delimiter": "comma"}, "label and text columns are the same"),
-    (b'label,text\nham,"hi\nspam,win\n' + b"ham,yo\n" * 5, {"delimiter": "comma"}, "line 2: unexpected end of data"),
-    (ROWS + b"odd\tone off\n", {}, "'odd' have fewer than 3 examples"),
-    (ROWS, {"delimiter": "||"}, "data.delimiter must be"),
-])
+@pytest.mark.parametrize(
+    "content, fields, message",
+    [
+        (b"", {}, "has no rows"),
+        (b"\n  \n\t\n", {}, "has no rows"),
+        (b"label\ttext\n", {"label_column": "label", "text_column": "text"}, "a header row but no data rows"),
+        (b"label\ttext\n", {}, "a header row but no data rows"),  # a title line is recognised without names
+        (ROWS + b"spam\twin\tnow\n" + ROWS, {}, "line 13: 3 fields where the first row has 2"),
+        (ROWS + b"spam\twin \xff\xfe now\n", {}, "line 13: bytes that are not utf-8"),
+        (
+            b"a,b\nham,hi\n",
+            {"text_column": "message", "label_column": "b", "delimiter": "comma"},
+            "no text column 'message'; columns: a, b",
+        ),
+        (b"ham\thi\nham\tyo\nham\tho\n", {}, "single class"),
+        (b"ham\nspam\nham\n", {}, "label/text columns are 0/1"),
+        (ROWS + b"\thello\n", {}, "line 13: the label is empty"),
+        (
+            b"text,label\n" + b"hi,ham\n" * 3 + b"win,spam\n" * 3,
+            {"label_column": "label", "text_column": "0", "header": "true", "delimiter": "comma"},
+            None,
+        ),
+        (
+            b"text,label,id\n" + b"hi,ham,1\n" * 3,
+            {"label_column": "5", "header": "true", "delimiter": "comma"},
+            "columns are 5/0",
+        ),
+        (
+            b"text,label\nhi,ham\n",
+            {"label_column": "text", "delimiter": "comma"},
+            "label and text columns are the same",
+        ),
+        (
+            b'label,text\nham,"hi\nspam,win\n' + b"ham,yo\n" * 5,
+            {"delimiter": "comma"},
+            "line 2: unexpected end of data",
+        ),
+        (ROWS + b"odd\tone off\n", {}, "'odd' have fewer than 3 examples"),
+        (ROWS, {"delimiter": "||"}, "data.delimiter must be"),
+    ],
+)
 def test_bad_tables_name_the_problem_and_line(tmp_path, content, fields, message):
     path = tmp_path / "bad.tsv"
     path.write_bytes(content)
@@ -129,9 +154,15 @@ def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-                "text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"]),
-            }), supervised_keys=("text", "label"))
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {
+                        "text": tfds.features.Text(),
+                        "label": tfds.features.ClassLabel(names=["neg", "pos"]),
+                    }
+                ),
+                supervised_keys=("text", "label"),
+            )
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(20), "test": self._generate_examples(6)}
@@ -154,13 +185,21 @@ def test_tfds_test_split_without_labels_is_replaced_by_held_out_training_rows(tm
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-                "sentence": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"]),
-            }))
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {
+                        "sentence": tfds.features.Text(),
+                        "label": tfds.features.ClassLabel(names=["neg", "pos"]),
+                    }
+                )
+            )
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(40, labelled=True), "validation": self._generate_examples(6, True),
-                    "test": self._generate_examples(6, labelled=False)}
+            return {
+                "train": self._generate_examples(40, labelled=True),
+                "validation": self._generate_examples(6, True),
+                "test": self._generate_examples(6, labelled=False),
+            }
 
         def _generate_examples(self, count, labelled):
             for i in range(count):

@@ -16,8 +16,17 @@ LABELS = np.array([label == "spam" for label, _ in ROWS], dtype=np.int64)
 
 
 def built(name: str, *overrides: str) -> keras.Model:
-    config = apply_overrides(NlpConfig(), [f"model.name={name}", "model.width=8", "text.max_tokens=300", "text.char_max_tokens=300",
-                                           "text.sequence_length=12", *overrides])
+    config = apply_overrides(
+        NlpConfig(),
+        [
+            f"model.name={name}",
+            "model.width=8",
+            "text.max_tokens=300",
+            "text.char_max_tokens=300",
+            "text.sequence_length=12",
+            *overrides,
+        ],
+    )
     inputs = models.TextInputs(PIPELINE.vectorizers(config, TEXTS), 2, config.text.sequence_length)
     model = models.MODELS.get(name)(config.model, inputs)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")

@@ -17,7 +17,11 @@ from tests.helpers import toy_pairs, trains_every_network, write_pairs
 def test_words_split_punctuation_and_keep_devanagari_marks():
     tokens = seq2seq.words(tf.constant(["Hello, World! It's 5pm.", "वह घर गया। ठीक है?", "  ", "Café ख़ुश"]), True)
     assert [[t.decode() for t in row] for row in tokens.to_list()] == [
-        ["hello", ",", "world", "!", "it's", "5pm", "."], ["वह", "घर", "गया", "।", "ठीक", "है", "?"], [], ["café", "ख़ुश"]]
+        ["hello", ",", "world", "!", "it's", "5pm", "."],
+        ["वह", "घर", "गया", "।", "ठीक", "है", "?"],
+        [],
+        ["café", "ख़ुश"],
+    ]
 
 
 def test_no_break_spaces_separate_words_and_are_never_tokens():
@@ -45,7 +49,9 @@ def test_pairs_split_in_file_order_keeps_the_last_tenth_for_test(tmp_path):
 def test_pairs_columns_choose_the_direction(tmp_path):
     path = tmp_path / "pairs.tsv"
     write_pairs(path, 20)
-    pairs = translation.pairs_source(TranslationDataConfig(path=str(path), source_column=1, target_column=0, split="ordered"))
+    pairs = translation.pairs_source(
+        TranslationDataConfig(path=str(path), source_column=1, target_column=0, split="ordered")
+    )
     sources, targets = toy_pairs(20)
     assert list(pairs.sources["train"]) == targets[:16] and list(pairs.targets["train"]) == sources[:16]
 
@@ -62,12 +68,15 @@ def test_load_data_normalises_unicode_and_sets_the_length(tmp_path):
     assert config.text.max_length == 8  # the longest training sentence (6 tokens) + 1, at least 8
 
 
-@pytest.mark.parametrize("content, fragments", [
-    ("one\tएक\ntwo एक\n" + "three\tतीन\n" * 10, ["line 2", "1 field(s)", "tab"]),
-    ("one\tएक\n \tदो\n" + "three\tतीन\n" * 10, ["line 2", "source sentence is empty"]),
-    ("one\tएक\ntwo\t\n" + "three\tतीन\n" * 10, ["line 2", "target sentence is empty"]),
-    ("one\tएक\n" * 9, ["9 sentence pair(s)", "at least 10"]),
-])
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("one\tएक\ntwo एक\n" + "three\tतीन\n" * 10, ["line 2", "1 field(s)", "tab"]),
+        ("one\tएक\n \tदो\n" + "three\tतीन\n" * 10, ["line 2", "source sentence is empty"]),
+        ("one\tएक\ntwo\t\n" + "three\tतीन\n" * 10, ["line 2", "target sentence is empty"]),
+        ("one\tएक\n" * 9, ["9 sentence pair(s)", "at least 10"]),
+    ],
+)
 def test_bad_pair_files_are_refused_naming_the_line(tmp_path, content, fragments):
     path = tmp_path / "pairs.tsv"
     path.write_text(content, encoding="utf-8")
@@ -86,8 +95,9 @@ def test_tfds_source_reads_a_locally_built_translation_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return self.dataset_info_from_configs(features=tfds.features.Translation(languages=["en", "hi"]),
-                                                  supervised_keys=("en", "hi"))
+            return self.dataset_info_from_configs(
+                features=tfds.features.Translation(languages=["en", "hi"]), supervised_keys=("en", "hi")
+            )
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(0, 24), "test": self._generate_examples(24, 30)}
@@ -96,7 +106,9 @@ def test_tfds_source_reads_a_locally_built_translation_dataset(tmp_path):
             for i in range(start, stop):
                 yield i, {"en": sources[i], "hi": targets[i]}
 
-    pairs = translation.tfds_source(TranslationDataConfig(source="tfds", path="tiny_translate", tfds_data_dir=str(tmp_path)))
+    pairs = translation.tfds_source(
+        TranslationDataConfig(source="tfds", path="tiny_translate", tfds_data_dir=str(tmp_path))
+    )
     assert pairs.sizes["test"] == 6 and pairs.sizes["train"] + pairs.sizes["validation"] == 24
     assert sorted(pairs.targets["test"]) == sorted(targets[24:])
     by_source = dict(zip(sources, targets))
@@ -107,8 +119,16 @@ def toy_translator(name: str, sources: list[str], targets: list[str], width: int
     """A small compiled translator of ``name`` with vocabularies adapted on the given pairs, and its config."""
     keras.utils.set_random_seed(0)
     config = TranslationConfig()
-    config.model.name, config.model.width, config.model.depth, config.model.heads, config.model.dropout = name, width, 1, 2, 0.0
-    parts = seq2seq.Parts(seq2seq.adapted_vocabulary(sources, True, 100), seq2seq.adapted_vocabulary(targets, False, 100), 8)
+    config.model.name, config.model.width, config.model.depth, config.model.heads, config.model.dropout = (
+        name,
+        width,
+        1,
+        2,
+        0.0,
+    )
+    parts = seq2seq.Parts(
+        seq2seq.adapted_vocabulary(sources, True, 100), seq2seq.adapted_vocabulary(targets, False, 100), 8
+    )
     with precision_policy(mixed):
         model = seq2seq.MODELS.get(name)(config.model, parts)
         model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
@@ -140,7 +160,9 @@ def test_a_saved_translator_loads_and_translates_the_same(tmp_path):
     model, config, sources, _ = trained_toy_model("transformer", 2)
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
-    assert translation.PIPELINE.translate(loaded, sources, config) == translation.PIPELINE.translate(model, sources, config)
+    assert translation.PIPELINE.translate(loaded, sources, config) == translation.PIPELINE.translate(
+        model, sources, config
+    )
 
 
 @pytest.mark.parametrize("name", sorted(seq2seq.MODELS))

@@ -14,10 +14,19 @@ from tests.helpers import tone, wav_bytes
 CLIP = tone(440.0, 8000, 0.25)
 
 
-@pytest.mark.parametrize("bits,floating,extensible,channels,tolerance", [
-    (8, False, False, 1, 1e-2), (16, False, False, 1, 1e-4), (16, False, False, 2, 1e-4), (24, False, False, 1, 1e-6),
-    (32, False, False, 2, 1e-7), (32, True, False, 1, 1e-7), (64, True, False, 1, 1e-7), (24, False, True, 2, 1e-6),
-])
+@pytest.mark.parametrize(
+    "bits,floating,extensible,channels,tolerance",
+    [
+        (8, False, False, 1, 1e-2),
+        (16, False, False, 1, 1e-4),
+        (16, False, False, 2, 1e-4),
+        (24, False, False, 1, 1e-6),
+        (32, False, False, 2, 1e-7),
+        (32, True, False, 1, 1e-7),
+        (64, True, False, 1, 1e-7),
+        (24, False, True, 2, 1e-6),
+    ],
+)
 def test_decode_wav_reads_every_supported_encoding(bits, floating, extensible, channels, tolerance):
     expected = np.stack([CLIP, -CLIP], 1) if channels == 2 else CLIP[:, None]
     samples, rate = audio.decode_wav(tf.constant(wav_bytes(expected, 8000, bits, floating, extensible)))
@@ -38,17 +47,24 @@ def test_decode_wav_agrees_with_tensorflow_and_the_standard_library():
     np.testing.assert_allclose(samples.numpy()[0], [0.5, -0.5])
 
 
-@pytest.mark.parametrize("contents,message", [
-    (b"", "not a RIFF/WAVE file"), (b"ID3 this is an mp3, honest", "not a RIFF/WAVE file"),
-    (wav_bytes(CLIP, 8000)[:36], "no 'data' chunk"), (b"RIFF\0\0\0\0WAVEdata\0\0\0\0", "no 'fmt ' chunk"),
-])
+@pytest.mark.parametrize(
+    "contents,message",
+    [
+        (b"", "not a RIFF/WAVE file"),
+        (b"ID3 this is an mp3, honest", "not a RIFF/WAVE file"),
+        (wav_bytes(CLIP, 8000)[:36], "no 'data' chunk"),
+        (b"RIFF\0\0\0\0WAVEdata\0\0\0\0", "no 'fmt ' chunk"),
+    ],
+)
 def test_decode_wav_rejects_what_is_not_a_wav(contents, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         audio.decode_wav(tf.constant(contents))
 
 
 def test_decode_wav_works_inside_a_graph():
-    decode = tf.function(lambda b: audio.wav_to_waveform(b, 16000, 4000), input_signature=[tf.TensorSpec([], tf.string)])
+    decode = tf.function(
+        lambda b: audio.wav_to_waveform(b, 16000, 4000), input_signature=[tf.TensorSpec([], tf.string)]
+    )
     assert decode(tf.constant(wav_bytes(CLIP, 8000, 24))).shape == (4000,)
 
 
@@ -77,13 +93,18 @@ def test_frontend_shapes_and_batch_independence(kind, shape):
     waves = tf.constant(np.stack([tone(300, 8000, 1.0), tone(1200, 8000, 1.0)]), tf.float32)
     batch = frontend(waves)
     assert frontend.output_shape == shape and batch.shape == (2, *shape)
-    np.testing.assert_allclose(frontend(waves[1])[None].numpy() if kind == "waveform" else frontend(waves[1:]).numpy(),
-                               batch[1:].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        frontend(waves[1])[None].numpy() if kind == "waveform" else frontend(waves[1:]).numpy(),
+        batch[1:].numpy(),
+        atol=1e-5,
+    )
 
 
 def test_log_mel_peaks_in_the_band_of_the_tone():
     frontend = audio.Frontend("logmel", 8000, 8000)
-    low, high = (frontend(tf.constant([tone(f, 8000, 1.0)], tf.float32))[0].numpy().mean(0).argmax() for f in (300, 2500))
+    low, high = (
+        frontend(tf.constant([tone(f, 8000, 1.0)], tf.float32))[0].numpy().mean(0).argmax() for f in (300, 2500)
+    )
     assert low < high
     silence = frontend(tf.zeros([1, 8000]))[0].numpy()
     np.testing.assert_allclose(silence, np.log(audio.SILENCE_FLOOR), rtol=1e-6)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from pipelines.core.config import apply_overrides
 from pipelines.core.errors import UserError
 from pipelines.speech import data
 from pipelines.speech.pipeline import PIPELINE, SpeechConfig, SpeechDataConfig
-from pipelines.core.config import apply_overrides
 from tests.helpers import SPEECH_FAST, tone, wav_bytes
 
 
@@ -58,8 +58,11 @@ def test_class_subfolders(tmp_path):
             (tmp_path / label / f"{speaker}_nohash_{i}.wav").write_bytes(wav_bytes(tone(500, 8000, 0.2), 8000))
         for old in (tmp_path / label).glob("0*.wav"):
             old.unlink()
-    raw = data.folder_source(folder_config(tmp_path, split="speaker:cd34", label_pattern="{speaker}_nohash_{index}",
-                                           validation_fraction=0.25))
+    raw = data.folder_source(
+        folder_config(
+            tmp_path, split="speaker:cd34", label_pattern="{speaker}_nohash_{index}", validation_fraction=0.25
+        )
+    )
     assert raw.sizes["test"] == 2 and raw.class_names == ["no", "yes"]
 
 
@@ -90,8 +93,9 @@ def test_bad_and_empty_wavs_are_named_or_skipped(tmp_path, caplog):
 
 
 def test_pipeline_resolves_rate_and_features_into_the_config(wav_folder):
-    config = apply_overrides(SpeechConfig(), [f"data.path={wav_folder}", "data.source=folder", *SPEECH_FAST,
-                                              "data.sample_rate=null"])
+    config = apply_overrides(
+        SpeechConfig(), [f"data.path={wav_folder}", "data.source=folder", *SPEECH_FAST, "data.sample_rate=null"]
+    )
     loaded = PIPELINE.load_data(config)
     assert config.data.sample_rate in (8000, 16000) and config.data.features == "logmel"
     x, y = next(iter(loaded.train))
@@ -106,14 +110,22 @@ def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-                "audio": tfds.features.Audio(file_format=None, shape=(None,), dtype=np.int16, sample_rate=8000),
-                "label": tfds.features.ClassLabel(names=["low", "high"]),
-            }), supervised_keys=("audio", "label"))
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {
+                        "audio": tfds.features.Audio(file_format=None, shape=(None,), dtype=np.int16, sample_rate=8000),
+                        "label": tfds.features.ClassLabel(names=["low", "high"]),
+                    }
+                ),
+                supervised_keys=("audio", "label"),
+            )
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(20), "validation": self._generate_examples(4),
-                    "test": self._generate_examples(6)}
+            return {
+                "train": self._generate_examples(20),
+                "validation": self._generate_examples(4),
+                "test": self._generate_examples(6),
+            }
 
         def _generate_examples(self, count):
             for i in range(count):

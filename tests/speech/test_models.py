@@ -17,8 +17,18 @@ def tiny_data(kind: str, rng) -> tuple[SpeechData, np.ndarray]:
     x = frontend(tf.constant(rng.normal(0, 0.1, (6, 4000)), tf.float32)).numpy()
     silence = frontend(tf.zeros([1, 4000]))[0, 0].numpy()
     stats = tf.data.Dataset.from_tensor_slices(x).batch(3)
-    data = SpeechData(None, None, None, ["a", "b", "c"], frontend.output_shape, {}, "test", frontend=frontend,
-                      silence=silence, stats_source=stats)
+    data = SpeechData(
+        None,
+        None,
+        None,
+        ["a", "b", "c"],
+        frontend.output_shape,
+        {},
+        "test",
+        frontend=frontend,
+        silence=silence,
+        stats_source=stats,
+    )
     return data, x
 
 

@@ -2,14 +2,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import encode, shape_image
 from pipelines.core.errors import UserError
 from pipelines.vision import data
 from pipelines.vision.pipeline import VisionDataConfig
+from tests.helpers import encode, shape_image
 
 
 # GIF stores palette colour, so it has no one-channel case.
-@pytest.mark.parametrize("fmt, channels", [(f, c) for f in ("png", "jpg", "bmp", "gif") for c in (1, 3) if (f, c) != ("gif", 1)])
+@pytest.mark.parametrize(
+    "fmt, channels", [(f, c) for f in ("png", "jpg", "bmp", "gif") for c in (1, 3) if (f, c) != ("gif", 1)]
+)
 def test_decode_then_fit_any_format_and_channels(fmt, channels):
     image = np.full((10, 14, channels), 200, np.uint8)
     decoded = data.decode_image(tf.constant(encode(image, fmt)))
@@ -81,10 +83,15 @@ def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(12, 12, 1)),
-                "label": tfds.features.ClassLabel(names=["square", "hbar", "vbar"]),
-            }), supervised_keys=("image", "label"))
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(12, 12, 1)),
+                        "label": tfds.features.ClassLabel(names=["square", "hbar", "vbar"]),
+                    }
+                ),
+                supervised_keys=("image", "label"),
+            )
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(30, 0), "test": self._generate_examples(9, 1)}
