@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from pipelines.core.errors import UserError
-from pipelines.domains import DOMAINS, SAMPLING, TASKS
+from pipelines.domains import DOMAINS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -39,15 +39,15 @@ def reports_user_errors(command):
 
 
 def load_pipeline(domain: str, verbose: bool, task: str | None = None):
-    """The domain's pipeline (of ``task``, in a domain of several tasks; None: the default task)."""
+    """The pipeline of the domain's ``task`` (None: its default task)."""
     from apps.quiet import start_tensorflow
 
-    if task is not None and task not in TASKS.get(domain, ()):
-        known = ", ".join(TASKS.get(domain, ())) or "none: it has one task"
-        raise UserError(f"{domain} has no task '{task}'; tasks: {known}")
-    start_tensorflow(verbose, DOMAINS[domain][0])
-    module = importlib.import_module(DOMAINS[domain][0])
-    return module.TASKS[task] if task else module.PIPELINE
+    entry = DOMAINS[domain]
+    if task is not None and task not in entry.tasks:
+        raise UserError(f"{domain} has no task '{task}'; tasks: {', '.join(entry.tasks)}")
+    module = entry.tasks[task or entry.default_task]
+    start_tensorflow(verbose, module)
+    return importlib.import_module(module).PIPELINE
 
 
 def task_in_config(path: Path | None) -> str | None:
@@ -161,15 +161,14 @@ def train_command(domain: str) -> click.Command:
             summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage)
         )
 
-    if domain in TASKS:
-        train = click.option(
-            "--task", help=f"What to train: {' | '.join(TASKS[domain])} (default {TASKS[domain][0]})."
-        )(train)
+    tasks = DOMAINS[domain].tasks
+    if len(tasks) > 1:
+        train = click.option("--task", help=f"What to train: {' | '.join(tasks)} (default {next(iter(tasks))}).")(train)
     return train
 
 
 def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float, predict_usage: str) -> str:
-    uses = "sample" if domain in SAMPLING else "predict"
+    uses = DOMAINS[domain].verb
     return (
         f"\nTrained {domain} model for {epochs} epochs in {seconds:.0f} s; run directory {root}\n"
         f"Test split: {headline}\n"
@@ -188,9 +187,9 @@ def evaluate_command(domain: str) -> click.Command:
     def evaluate(run_dir, verbose):
         """Evaluate a run's model on its test split: metrics.json, samples/*.png, logs/eval."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
-        from pipelines.core.training import check_same_data
+        from pipelines.core.training import check_same_data, load_data
 
-        data = pipeline.load_data(config)
+        data = load_data(pipeline, config)
         check_same_data(run, data)
         metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
         click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
@@ -233,10 +232,7 @@ def sample_command(domain: str) -> click.Command:
         """Make images with a run's generator: a grid PNG, and one PNG per image with --out-dir."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         images = pipeline.sample(model, run.info(), count, seed, label)
-        out = out or run.samples / "sample.png"
-        written = [pipeline.write_grid(images, out)]
-        if out_dir:
-            written.append(pipeline.write_images(images, out_dir, seed))
+        written = pipeline.write_samples(images, out or run.samples / "sample.png", out_dir, seed)
         click.echo("\n".join(str(path) for path in written))
 
     return sample
@@ -264,9 +260,9 @@ def export_command(domain: str) -> click.Command:
     return export
 
 
-def domain_group(domain: str, description: str) -> click.Group:
-    group = click.Group(domain, help=description)
-    uses = sample_command if domain in SAMPLING else predict_command  # generative models make, not label
+def domain_group(domain: str) -> click.Group:
+    group = click.Group(domain, help=DOMAINS[domain].description)
+    uses = {"predict": predict_command, "sample": sample_command}[DOMAINS[domain].verb]
     for make in (train_command, evaluate_command, uses, export_command):
         group.add_command(make(domain))
     return group
@@ -287,18 +283,19 @@ def main():
 @verbose_option
 def list_command(verbose):
     """Domains, their data sources and models, with one-line descriptions."""
-    for domain, (_, description) in DOMAINS.items():
-        click.echo(f"{domain}: {description}")
-        for task in TASKS.get(domain, (None,)):
+    for domain, entry in DOMAINS.items():
+        click.echo(f"{domain}: {entry.description}")
+        for task in entry.tasks:
             pipeline = load_pipeline(domain, verbose, task)
+            shown = f" (--task {task})" if len(entry.tasks) > 1 else ""
             for title, registry in (("data sources", pipeline.sources), ("models", pipeline.models)):
-                click.echo(f"  {title}{f' (--task {task})' if task else ''}:")
+                click.echo(f"  {title}{shown}:")
                 for name, doc in registry.describe().items():
                     click.echo(f"    {name:<20} {doc}")
 
 
-for _domain, (_module, _description) in DOMAINS.items():
-    main.add_command(domain_group(_domain, _description))
+for _domain in DOMAINS:
+    main.add_command(domain_group(_domain))
 
 
 if __name__ == "__main__":

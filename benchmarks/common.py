@@ -18,7 +18,8 @@ SHARED = REPO.parent / "shared" / "datasets"
 
 
 def dlapps(domain: str, *args) -> subprocess.CompletedProcess:
-    """`dlapps DOMAIN ARGS...` in a fresh process from the repository, as a user runs it; an error stops the benchmark."""
+    """`dlapps DOMAIN ARGS...` in a fresh process from the repository, as a user runs it; an error stops the
+    benchmark."""
     return subprocess.run(
         [sys.executable, "-m", "apps.cli", domain, *map(str, args)],
         cwd=REPO,

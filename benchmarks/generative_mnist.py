@@ -6,9 +6,10 @@ recipe (plain Keras, its MNIST version), the same wall-clock budget on this mach
 
 Both are scored by one classifier (the dlapps run's quality classifier, trained on the MNIST
 training split; its test accuracy is reported) on the same number of samples, against the
-second half of the real test images (the first half is scored too, as the floor): Fréchet distance in its feature space, the share it recognises with
-confidence >= 0.9, and the share of each class. Also: the VAE's figures and test reconstruction
-loss, and the time to make 1,000 images with the exported SavedModel. Prints one JSON object.
+second half of the real test images (the first half is scored too, as the floor): Fréchet
+distance in its feature space, the share it recognises with confidence >= 0.9, and the share
+of each class. Also: the VAE's figures and test reconstruction loss, and the time to make
+1,000 images with the exported SavedModel. Prints one JSON object.
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ def latency(run: Path) -> dict:
     sentence = tf.constant(["I have no idea how he escaped."])
     return {
         f"{name}_p50_ms": p50_ms(
-            lambda: model.signatures[name](text=sentence)["translation"].numpy(), repeats=50, warmup=5
+            lambda name=name: model.signatures[name](text=sentence)["translation"].numpy(), repeats=50, warmup=5
         )
         for name in ("greedy", "beam")
     }

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.nlp.pipeline import PIPELINE as NLP
+from pipelines.speech.pipeline import PIPELINE as SPEECH
+from pipelines.vision.pipeline import PIPELINE as VISION
+
 REPO = Path(__file__).resolve().parents[1]
 
-# A few steps of a narrow model: enough to exercise every part, not to learn much.
-FAST = ["train.epochs=2", "train.steps_per_epoch=3", "train.batch_size=16", "model.width=8", "eval.sample_images=4"]
-# Speech: the same, on half-second clips at 8 kHz.
-SPEECH_FAST = [*FAST, "data.sample_rate=8000", "data.duration=0.5", "data.split=index:0-1"]
+# A few steps of a narrow model: enough to exercise every part, not to learn much (each task's smallest config).
+FAST = list(VISION.example_settings)
+SPEECH_FAST = list(SPEECH.example_settings)  # the same, on half-second clips at 8 kHz
 
 
 def encode(image: np.ndarray, fmt: str) -> bytes:
@@ -110,6 +113,20 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
+def event_scalars(folder: Path, tag: str) -> list[float]:
+    """The values of scalar ``tag`` in the event files in ``folder``, in step order."""
+    import tensorflow as tf
+
+    found = []
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
+                    found.append((event.step, float(number)))
+    return [number for _, number in sorted(found)]
+
+
 def event_tags(folder: Path) -> dict:
     """TensorBoard plugin name -> the tags written to the event files in ``folder``."""
     import tensorflow as tf
@@ -122,15 +139,7 @@ def event_tags(folder: Path) -> dict:
     return tags
 
 
-# Text: a few steps of a small model with a small vocabulary.
-NLP_FAST = [
-    "train.epochs=2",
-    "train.steps_per_epoch=3",
-    "train.batch_size=16",
-    "model.width=8",
-    "text.max_tokens=400",
-    "text.char_max_tokens=400",
-]
+NLP_FAST = list(NLP.example_settings)  # text: a few steps of a small model with a small vocabulary
 SPAM_WORDS = ["free", "win", "prize", "claim", "cash", "txt", "call", "urgent", "£100", "08712300"]
 HAM_WORDS = ["see", "you", "later", "dinner", "home", "love", "ok", "tomorrow", "mum", "bus"]
 

@@ -125,7 +125,39 @@ def score(
     return Scored(answers, metrics, pngs)
 
 
-class EvaluationCallback(keras.callbacks.Callback):
+class EpochSummaries(keras.callbacks.Callback):
+    """Base of the per-epoch summary callbacks: every ``every_epochs`` epochs (0: never) :meth:`summarise` writes
+    to one TensorBoard folder, and may add values to the epoch's logs, which then reach TensorBoard's scalars,
+    early stopping and best.keras in the same epoch (domain callbacks run before the shared ones). The writer
+    opens on first use and closes when training ends."""
+
+    def __init__(self, log_dir: Path, every_epochs: int):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.every_epochs = every_epochs
+        self._writer = None
+
+    @property
+    def writer(self) -> tf.summary.SummaryWriter:
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        return self._writer
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
+            self.summarise(epoch + 1, logs if logs is not None else {})
+            self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def summarise(self, step: int, logs: dict) -> None:
+        raise NotImplementedError
+
+
+class EvaluationCallback(EpochSummaries):
     """Writes confusion matrix, sample predictions, PR curves and per-class metrics on validation data."""
 
     def __init__(
@@ -139,32 +171,19 @@ class EvaluationCallback(keras.callbacks.Callback):
         render_samples: SampleRenderer | None = None,
         extra_summaries: ExtraSummaries | None = None,
     ):
-        super().__init__()
+        super().__init__(log_dir, every_epochs)
         self.dataset = dataset
         self.class_names = class_names
-        self.log_dir = Path(log_dir)
-        self.every_epochs = every_epochs
         self.top_k = top_k
         self.sample_count = sample_count
         self.render_samples = render_samples
         self.extra_summaries = extra_summaries
-        self._writer = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
-            self.evaluate(epoch + 1)
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-
-    def evaluate(self, step: int) -> dict:
-        self._writer = self._writer or tf.summary.create_file_writer(str(self.log_dir))
+    def summarise(self, step: int, logs: dict) -> None:
         scored = score(self.model, self.dataset, self.class_names, self.top_k, self.sample_count, self.render_samples)
         if self.extra_summaries is not None:  # first: its figures join the shared images
-            self.extra_summaries(self._writer, step, scored)
-        write_classification_summaries(self._writer, step, scored, self.class_names)
-        return scored.metrics
+            self.extra_summaries(self.writer, step, scored)
+        write_classification_summaries(self.writer, step, scored, self.class_names)
 
 
 def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:
@@ -176,23 +195,15 @@ def write_hparams(log_dir: Path, flat_config: dict, trial_id: str) -> None:
     writer.close()
 
 
-LOWER_IS_BETTER = ("loss", "error", "distance", "frechet")
-
-
-def monitor_mode(monitor: str) -> str:
-    """Losses and distances are minimised, every other monitored value (accuracy, PR-AUC) maximised."""
-    return "min" if monitor.endswith(LOWER_IS_BETTER) else "max"
-
-
 class RunProgress(keras.callbacks.Callback):
     """Records finished epochs and the best monitored value (``best_<monitor>``) in run.json, for people and
     for resuming."""
 
-    def __init__(self, run, monitor: str = "val_loss"):
+    def __init__(self, run, monitor: str = "val_loss", mode: str = "min"):
         super().__init__()
         self.run = run
         self.monitor = monitor
-        self.better = np.less if monitor_mode(monitor) == "min" else np.greater
+        self.better = np.less if mode == "min" else np.greater
 
     def on_epoch_end(self, epoch, logs=None):
         key = f"best_{self.monitor}"
@@ -240,10 +251,10 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
-    """TensorBoard scalars, resume state, best model, and early stopping when asked."""
+def standard_callbacks(run, train_config, mode: str) -> list[keras.callbacks.Callback]:
+    """TensorBoard scalars, resume state, best model, and early stopping when asked; ``mode``: whether
+    ``train_config.monitor`` is minimised ("min") or maximised ("max")."""
     monitor = train_config.monitor
-    mode = monitor_mode(monitor)
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
         # Saved every epoch: an interrupted run resumes after its last finished epoch.
@@ -257,7 +268,7 @@ def standard_callbacks(run, train_config) -> list[keras.callbacks.Callback]:
             verbose=0,
             initial_value_threshold=run.info().get(f"best_{monitor}"),
         ),
-        RunProgress(run, monitor),
+        RunProgress(run, monitor, mode),
     ]
     if train_config.max_minutes > 0:
         callbacks.append(TimeLimit(train_config.max_minutes))

@@ -1,10 +1,11 @@
-"""Single-label classification, shared by the vision, speech and NLP domains."""
+"""Single-label classification: the base of every classifying task (vision, speech, nlp, fraud)."""
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from collections.abc import Iterator
+from typing import TypeVar
 
 import keras
 import numpy as np
@@ -12,18 +13,26 @@ import tensorflow as tf
 
 from pipelines.core import callbacks, evaluation, figures
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Pipeline
+from pipelines.core.pipeline import LabelledData, Pipeline, one_line
 from pipelines.core.rundir import RunDir
 
 log = logging.getLogger(__name__)
 DECISIONS = ("argmax", "f1", "cost")
 
+C = TypeVar("C")  # the domain's config dataclass: sections data, model, train (TrainConfig), eval (EvalConfig)
+D = TypeVar("D", bound=LabelledData)
 
-class ClassificationPipeline(Pipeline):
+
+class ClassificationPipeline(Pipeline[C, D]):
     """Softmax output, cross-entropy, the field's classification metrics and serving outputs."""
 
+    run_files = ("samples/confusion_matrix.png", "samples/pr_curves.png")
+
+    def check_settings(self, config: C) -> None:
+        self.check_decision(config)
+
     @staticmethod
-    def check_decision(config: Any) -> None:
+    def check_decision(config: C) -> None:
         if config.eval.decision not in DECISIONS:
             raise UserError(f"unknown eval.decision '{config.eval.decision}'; choose one of: {', '.join(DECISIONS)}")
         if config.eval.decision == "cost" and min(config.eval.cost_fp, config.eval.cost_fn) <= 0:
@@ -31,9 +40,13 @@ class ClassificationPipeline(Pipeline):
                 f"eval.cost_fp and eval.cost_fn must be > 0, got {config.eval.cost_fp} and {config.eval.cost_fn}"
             )
 
-    def compile_args(self, config: Any, data: Data) -> dict:
-        self.check_decision(config)
+    def compile_args(self, config: C, data: D) -> dict:
         k = config.eval.top_k
+        if config.train.monitor.endswith(f"top_{k}_accuracy") and k >= len(data.class_names):
+            raise UserError(
+                f"train.monitor={config.train.monitor}: with {len(data.class_names)} classes top-{k} "
+                "accuracy is always 1 and is not logged; monitor val_accuracy or val_loss"
+            )
         smoothing = config.train.label_smoothing
         top_k = (
             [keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")]
@@ -50,7 +63,10 @@ class ClassificationPipeline(Pipeline):
             ],
         }
 
-    def extra_callbacks(self, config: Any, data: Data, run: RunDir) -> list[keras.callbacks.Callback]:
+    def metric_directions(self, config: C) -> dict[str, str]:
+        return {"accuracy": "max", f"top_{config.eval.top_k}_accuracy": "max"}
+
+    def extra_callbacks(self, config: C, data: D, run: RunDir) -> list[keras.callbacks.Callback]:
         return [
             callbacks.EvaluationCallback(
                 data.validation,
@@ -64,7 +80,7 @@ class ClassificationPipeline(Pipeline):
             )
         ]
 
-    def tune_decision(self, model: keras.Model, data: Data, config: Any) -> dict | None:
+    def tune_decision(self, model: keras.Model, data: D, config: C) -> dict | None:
         """The decision rule ``eval.decision`` asks for, fitted on the validation split (None = argmax)."""
         if config.eval.decision == "argmax":
             return None
@@ -89,7 +105,7 @@ class ClassificationPipeline(Pipeline):
         when even."""
         return 0 if counts[0] < counts[1] else 1
 
-    def evaluate(self, model: keras.Model, data: Data, config: Any, run: RunDir, step: int) -> dict:
+    def evaluate(self, model: keras.Model, data: D, config: C, run: RunDir, step: int) -> dict:
         info = run.info()
         if "decision" in info:  # tuned once, after training: an exported model and predict keep agreeing
             decision = info["decision"]
@@ -120,13 +136,30 @@ class ClassificationPipeline(Pipeline):
         return scored.metrics
 
     def extra_summaries(
-        self, writer: tf.summary.SummaryWriter, step: int, scored: callbacks.Scored, *, data: Data, split: str
+        self, writer: tf.summary.SummaryWriter, step: int, scored: callbacks.Scored, *, data: D, split: str
     ) -> None:
         """A domain's own TensorBoard summaries of a scored split (speech: misclassified clips as audio). It may add
         metrics and figures to ``scored``: they reach the shared images, metrics.json and samples/."""
 
     def headline(self, metrics: dict) -> str:
         return evaluation.headline(metrics)
+
+    def read_inputs(self, inputs: list[str], model: keras.Model, config: C) -> np.ndarray:
+        """What the predict command line names (files; texts for NLP) -> one model input batch."""
+        raise NotImplementedError
+
+    def predict_lines(self, inputs: list[str], model: keras.Model, info: dict, config: C) -> Iterator[str]:
+        """One line per input: the input, its class, that class's probability; classes decided as evaluation
+        decided them (``info``: the run's run.json)."""
+        probabilities = model.predict(self.read_inputs(inputs, model, config), verbose=0)
+        for given, row, chosen in zip(inputs, probabilities, evaluation.decide(probabilities, info.get("decision"))):
+            yield f"{one_line(given)}\t{info['class_names'][chosen]}\t{row[chosen]:.4f}"
+
+    def render_samples(
+        self, inputs: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+    ) -> bytes | None:
+        """PNG of a few examples with their predictions (TensorBoard and samples/); None = none."""
+        return None
 
     @staticmethod
     def sample_titles(y_true, probabilities, class_names) -> tuple[list[str], list[str]]:

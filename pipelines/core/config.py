@@ -15,7 +15,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -146,7 +146,7 @@ def _leaf_hints(cls: type, prefix: str = "") -> dict[str, Any]:
 
 def _parse_value(raw: str, hint: Any) -> Any:
     """A --set value: text as typed for string settings (paths like '010' or '~/data'), YAML otherwise."""
-    if hint is str or hint == Optional[str]:
+    if hint is str or hint == (str | None):
         return None if hint is not str and raw.strip() in ("null", "None", "") else raw
     try:
         return yaml.safe_load(raw)

@@ -64,12 +64,10 @@ def roc_curve_png(is_positive: np.ndarray, scores: np.ndarray, title: str = "ROC
 
 
 def score_histogram_png(
-    is_positive: np.ndarray,
-    scores: np.ndarray,
-    threshold: float | None = None,
-    names: tuple[str, str] = ("legitimate", "fraud"),
+    is_positive: np.ndarray, scores: np.ndarray, names: list[str], threshold: float | None = None
 ) -> bytes:
-    """Scores of each class as histograms on a log count scale (the rare class stays visible), and the threshold."""
+    """Scores of each class (``names``: the negative and the positive one) as histograms on a log count scale (the
+    rare class stays visible), and the threshold."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 51)
     is_positive = np.asarray(is_positive, dtype=bool)

@@ -97,7 +97,8 @@ class RunDir:
             if path.is_file():
                 return path
         raise UserError(
-            f"{self.root} has no trained model yet; finish it with: dlapps {self.info()['domain']} train --resume {self.root}"
+            f"{self.root} has no trained model yet; "
+            f"finish it with: dlapps {self.info()['domain']} train --resume {self.root}"
         )
 
 

@@ -83,10 +83,17 @@ def steps_per_epoch(data: Data, train_config: TrainConfig) -> int:
     return train_config.steps_per_epoch or math.ceil(data.sizes["train"] / train_config.batch_size)
 
 
+def load_data(pipeline: Pipeline, config: Any) -> Data:
+    """The settings checked, then the data read (train, evaluate and --resume all start here)."""
+    pipeline.check_settings(config)
+    return pipeline.load_data(config)
+
+
 def prepare(pipeline: Pipeline, config: Any) -> tuple[Data, keras.Model]:
     """Seed, load the data and build the compiled model: every user error surfaces here."""
     seed_everything(config.train)
-    data = pipeline.load_data(config)
+    pipeline.monitor_mode(config)  # a monitor that nothing logs: refused before minutes of data loading
+    data = load_data(pipeline, config)
     log.info("data: %s", data.describe())
     with precision_policy(config.train.mixed_precision), make_strategy(config.train.strategy).scope():
         model = pipeline.build_model(config, data)
@@ -114,24 +121,18 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
         # Killed after fit had finished (while saving or evaluating): only the evaluation is left.
         model = keras.models.load_model(run.model, compile=False)
     else:
-        run.write_info(
-            status="training",
-            class_names=data.class_names,
-            input_shape=list(data.input_shape),
-            data=data.describe(),
-            data_fingerprint=data.fingerprint,
-        )
+        run.write_info(status="training", input_shape=list(data.input_shape), data=data.describe(), **data.identity())
         model.fit(
             data.train.repeat() if config.train.steps_per_epoch else data.train,
             validation_data=data.validation,
-            class_weight=data.class_weight,
+            **data.fit_args(),
             epochs=config.train.epochs,
             steps_per_epoch=config.train.steps_per_epoch,
             # The domain's callbacks first: a value they add to the epoch's logs (a generative model's sample
             # quality) reaches TensorBoard, early stopping and best.keras in the same epoch.
             callbacks=[
                 *pipeline.extra_callbacks(config, data, run),
-                *shared_callbacks.standard_callbacks(run, config.train),
+                *shared_callbacks.standard_callbacks(run, config.train, pipeline.monitor_mode(config)),
                 *callbacks,
             ],
             verbose=1 if sys.stdout.isatty() else 2,
@@ -144,22 +145,22 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
 
 
 def check_same_data(run: RunDir, data: Data) -> None:
-    """``evaluate`` and ``--resume`` must read the data the run was trained on: the same classes and,
-    where the domain can tell, the same examples in each split (a re-split file would put training
-    examples into the test split, or resume weights onto another vocabulary)."""
+    """``evaluate`` and ``--resume`` must read the data the run was trained on: every value of
+    :meth:`Data.identity` (the examples of each split, the classes) as run.json recorded it (a re-split
+    file would put training examples into the test split, or resume weights onto other classes). A value
+    that an older run did not record is not checked."""
     info = run.info()
-    trained_on = info.get("class_names")
-    if trained_on is not None and trained_on != data.class_names:
-        raise UserError(
-            f"the data now has classes {data.class_names}, but {run.root} was trained on {trained_on}; "
-            "use the data it was trained on, or train a new run"
-        )
-    stored = info.get("data_fingerprint")
-    if stored and data.fingerprint and stored != data.fingerprint:
-        raise UserError(
-            f"the data has changed since {run.root} was trained (its splits hold other examples); "
-            "use the data it was trained on, or train a new run"
-        )
+    for key, now in data.identity().items():
+        then = info.get(key)
+        if then is not None and then != now:
+            if key == "data_fingerprint":
+                shown = "its splits hold other examples"
+            else:
+                shown = f"{key.replace('_', ' ')} {now} instead of {then}"
+            raise UserError(
+                f"the data has changed since {run.root} was trained ({shown}); "
+                "use the data it was trained on, or train a new run"
+            )
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:

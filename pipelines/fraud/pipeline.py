@@ -25,7 +25,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints
+from pipelines.core.pipeline import Endpoints, LabelledData
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.fraud import data as fraud_data
@@ -108,7 +108,7 @@ class FraudConfig:
 
 
 @dataclasses.dataclass
-class FraudData(Data):
+class FraudData(LabelledData):
     features: list = dataclasses.field(default_factory=list)  # [Feature]
     train_columns: dict = dataclasses.field(default_factory=dict)  # column -> training values (adapting)
     cards: dict = dataclasses.field(default_factory=dict)  # split -> (day, customer) per row, for card precision@k
@@ -221,12 +221,24 @@ def class_weight(labels: np.ndarray, setting: str) -> dict[int, float] | None:
     return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1)}
 
 
-class FraudPipeline(ClassificationPipeline):
+class FraudPipeline(ClassificationPipeline[FraudConfig, FraudData]):
     domain = "fraud"
+    task = "detect"
     config_class = FraudConfig
     sources = fraud_data.SOURCES
     models = fraud_models.MODELS
     predict_usage = "transactions.csv"
+    run_files = (*ClassificationPipeline.run_files, "samples/roc_curve.png", "samples/score_histogram.png")
+    # The simulator at a size that trains in seconds: 21 days for the time split, ~600 transactions a day.
+    example_settings = (
+        "data.customers=300",
+        "data.terminals=600",
+        "data.days=24",
+        "train.epochs=2",
+        "train.batch_size=256",
+        "model.width=8",
+        "model.depth=1",
+    )
 
     def data_overrides(self, data_arg: str) -> list[str]:
         path = Path(data_arg).expanduser()
@@ -234,7 +246,7 @@ class FraudPipeline(ClassificationPipeline):
 
     def check_settings(self, config: FraudConfig) -> None:
         """Settings that are wrong whatever the data: reported before the data is read."""
-        self.check_decision(config)
+        super().check_settings(config)
         self.models.get(config.model.name)
         for key, value, choices in (
             ("data.imbalance", config.data.imbalance, IMBALANCE),
@@ -254,7 +266,6 @@ class FraudPipeline(ClassificationPipeline):
             )
 
     def load_data(self, config: FraudConfig) -> FraudData:
-        self.check_settings(config)
         d = config.data
         t = self.sources.get(d.source if d.source != "auto" else ("csv" if d.path else "simulator"))(d)
         r = fraud_data.roles(t, d)
@@ -292,15 +303,15 @@ class FraudPipeline(ClassificationPipeline):
             codes = fraud_data.customer_codes(t, r)
             cards = {s: (split.days[rows[s]], codes[rows[s]]) for s in fraud_data.SPLITS}
         return FraudData(
-            datasets["train"],
-            datasets["validation"],
-            datasets["test"],
-            CLASS_NAMES,
-            (len(described),),
-            sizes,
-            f"{t.name}, {split.description.split(':')[0]}, frauds {frauds}",
-            class_weight=weights,
+            train=datasets["train"],
+            validation=datasets["validation"],
+            test=datasets["test"],
+            input_shape=(len(described),),
+            sizes=sizes,
+            source=f"{t.name}, {split.description.split(':')[0]}, frauds {frauds}",
             fingerprint=fingerprint(t, described, labels, rows),
+            class_names=CLASS_NAMES,
+            class_weight=weights,
             features=described,
             train_columns={f.column: model_inputs(t, [f], rows["train"])[f.input_name][:, 0] for f in described},
             cards=cards,
@@ -334,6 +345,9 @@ class FraudPipeline(ClassificationPipeline):
                 f"a column name clashes with a layer of the {config.model.name} model ({err}); rename the column"
             ) from None
 
+    def metric_directions(self, config: FraudConfig) -> dict[str, str]:
+        return {**super().metric_directions(config), "pr_auc": "max"}
+
     def compile_args(self, config: FraudConfig, data: FraudData) -> dict:
         args = super().compile_args(config, data)
         if config.model.loss == "focal":
@@ -357,7 +371,7 @@ class FraudPipeline(ClassificationPipeline):
             found["card_precision_at_100"], per_day = protocol.card_precision_at_k(days, customers, y, fraud_score, 100)
             found["card_precision_at_100_per_day"] = per_day
         threshold = (scored.metrics.get("decision") or {}).get("threshold")
-        scored.figures["score_histogram"] = figures.score_histogram_png(y, fraud_score, threshold)
+        scored.figures["score_histogram"] = figures.score_histogram_png(y, fraud_score, CLASS_NAMES, threshold)
         scored.metrics.update(found)
         with writer.as_default(step=step):
             for key in ("average_precision", "card_precision_at_100"):
@@ -394,6 +408,18 @@ class FraudPipeline(ClassificationPipeline):
             return {"fraud_probability": outputs["probabilities"][:, 1], "is_fraud": tf.equal(outputs["class_id"], 1)}
 
         return {"serving_default": (score, [specs])}
+
+    def serving_example(self, info: dict, config: FraudConfig) -> dict[str, np.ndarray]:
+        """Two transactions: every column the model reads, with a value of its kind (a sequence model: each
+        customer's last transactions, the same one repeated)."""
+        values = {"numeric": [12.5, 830.0], "categorical": ["a", "b"], "datetime": ["2018-08-01 09:15:00"] * 2}
+        example = {
+            c["input"]: np.array(values[c["kind"]], np.float32 if c["kind"] == "numeric" else object)
+            for c in info["columns"]
+        }
+        if config.model.name in fraud_models.SEQUENCES:
+            example = {k: np.repeat(v[:, None], config.model.sequence_length, axis=1) for k, v in example.items()}
+        return example
 
     def evaluate(self, model: keras.Model, data: FraudData, config: FraudConfig, run: RunDir, step: int) -> dict:
         metrics = super().evaluate(model, data, config, run, step)

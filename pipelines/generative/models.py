@@ -29,7 +29,8 @@ class Shape:
 
 
 def upsampling_generator(config, shape: Shape, conditional: bool, name: str = "generator") -> keras.Model:
-    """latent (+ label) -> image in [-1, 1]: a dense layer to a quarter-size map, two stride-2 transposed convolutions."""
+    """latent (+ label) -> image in [-1, 1]: a dense layer to a quarter-size map, two stride-2 transposed
+    convolutions."""
     h, w, c = shape.image
     latent = keras.Input((config.latent_dim,), name="latent")
     inputs, x = [latent], latent

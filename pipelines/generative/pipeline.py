@@ -16,16 +16,16 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core import figures
+from pipelines.core.callbacks import EpochSummaries
 from pipelines.core.config import TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints, Pipeline, path_or_tfds_overrides
+from pipelines.core.pipeline import Endpoints, LabelledData, Pipeline, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.generative import models as generative_models
 from pipelines.generative import quality
 from pipelines.generative.models import Shape
 from pipelines.vision import data as vision_data
-from pipelines.vision.pipeline import PIPELINE as VISION
 from pipelines.vision.pipeline import VisionDataConfig
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class GenerativeConfig:
 
 
 @dataclasses.dataclass
-class GenerativeData(Data):
+class GenerativeData(LabelledData):
     images: dict = dataclasses.field(default_factory=dict)  # split -> real images in [-1, 1] (quality reference)
 
 
@@ -97,19 +97,39 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(tf.clip_by_value((images + 1) * 127.5, 0, 255)), tf.uint8)
 
 
-class GenerativePipeline(Pipeline):
+class GenerativePipeline(Pipeline[GenerativeConfig, GenerativeData]):
     domain = "generative"
+    task = "generate"
     config_class = GenerativeConfig
     sources = vision_data.SOURCES
     models = generative_models.MODELS
     predict_usage = "--count 64 --out grid.png"
+    run_files = ("quality_classifier.keras", "samples/samples.png", "samples/epoch_001.png")
+    example_settings = (
+        "train.epochs=2",
+        "train.steps_per_epoch=3",
+        "train.batch_size=32",
+        "model.width=8",
+        "model.latent_dim=8",
+        "eval.samples=100",
+        "eval.epoch_samples=50",
+        "eval.grid=16",
+        "eval.classifier_steps=20",
+    )
 
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg)
 
-    def load_data(self, config: GenerativeConfig) -> GenerativeData:
+    def check_settings(self, config: GenerativeConfig) -> None:
         self.models.get(config.model.name)  # an unknown model, before the data is read
-        raw = self.sources.get(VISION.resolve_source(config.data))(config.data)
+
+    def metric_directions(self, config: GenerativeConfig) -> dict[str, str]:
+        # Fréchet distance to real images: lower is better; recognisable share and class entropy (how evenly the
+        # classes are made): higher is better. The GAN's d_loss/g_loss and the VAE's losses are minimised.
+        return {"frechet": "min", "recognisable": "max", "class_entropy": "max"}
+
+    def load_data(self, config: GenerativeConfig) -> GenerativeData:
+        raw = self.sources.get(vision_data.resolve_source(config.data))(config.data)
         if raw.sizes_vary and config.data.image_size is None:
             raise UserError(
                 f"{raw.name} has images of more than one size; a generator makes one size: "
@@ -141,13 +161,14 @@ class GenerativePipeline(Pipeline):
             name: np.concatenate([x for x, _ in splits[name].as_numpy_iterator()]) for name in ("validation", "test")
         }
         return GenerativeData(
-            splits["train"],
-            splits["validation"],
-            splits["test"],
-            raw.class_names,
-            (height, width, channels),
-            raw.sizes,
-            raw.name,
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
+            input_shape=(height, width, channels),
+            sizes=raw.sizes,
+            source=raw.name,
+            fingerprint=raw.fingerprint,
+            class_names=raw.class_names,
             images=held_out,
         )
 
@@ -207,19 +228,16 @@ class GenerativePipeline(Pipeline):
             raise UserError(f"--label must be a class index from 0 to {classes - 1} ({', '.join(info['class_names'])})")
         return self.generate(model, count, seed, label, classes)
 
-    @staticmethod
-    def write_grid(images: np.ndarray, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(grid_png(images))
-        return path
-
-    @staticmethod
-    def write_images(images: np.ndarray, folder: Path, seed: int) -> Path:
-        """One PNG per image, named by its seed."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(images):
-            (folder / f"seed_{seed + i:06d}.png").write_bytes(tf.io.encode_png(image).numpy())
-        return folder
+    def write_samples(self, examples: np.ndarray, out: Path, out_dir: Path | None, seed: int) -> list[Path]:
+        """A grid PNG at ``out``; with ``out_dir``, one PNG per image there, named by its seed."""
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(grid_png(examples))
+        if out_dir is None:
+            return [out]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(examples):
+            (out_dir / f"seed_{seed + i:06d}.png").write_bytes(tf.io.encode_png(image).numpy())
+        return [out, out_dir]
 
     def evaluate(
         self, model: keras.Model, data: GenerativeData, config: GenerativeConfig, run: RunDir, step: int
@@ -232,6 +250,10 @@ class GenerativePipeline(Pipeline):
         real = quality.quality(real_features, real_probabilities, validation_features)  # real vs real: the floor
         if not model.compiled:  # loaded for evaluate: compiled only to run its test_step
             model.compile(optimizer=keras.optimizers.Adam(), **self.compile_args(config, data))
+        # The test step draws random latents (GAN) and codes (VAE): seeded, and from a freshly traced step (a traced
+        # random op goes on from where it stopped), so every evaluate of a run gives the same test losses.
+        keras.utils.set_random_seed(config.eval.seed)
+        model.make_test_function(force=True)
         test_losses = model.evaluate(data.test, verbose=0, return_dict=True)
         metrics = {
             "split": "test",
@@ -257,8 +279,16 @@ class GenerativePipeline(Pipeline):
         shares = s["class_shares"]
         return (
             f"Fréchet {s['frechet']:.2f} (real test images: {r['frechet']:.2f}), recognisable {s['recognisable']:.3f} "
-            f"(real: {r['recognisable']:.3f}), class shares {min(shares):.3f}..{max(shares):.3f} on {s['images']} samples"
+            f"(real: {r['recognisable']:.3f}), class shares {min(shares):.3f}..{max(shares):.3f} "
+            f"on {s['images']} samples"
         )
+
+    def serving_example(self, info: dict, config: GenerativeConfig) -> dict[str, np.ndarray]:
+        """Seeds 0 and 1 (and, for a conditional model, classes 0 and 1)."""
+        example = {"seed": np.array([0, 1], np.int64)}
+        if config.model.name in CONDITIONAL:
+            example["label"] = np.array([0, 1], np.int64)
+        return example
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: GenerativeConfig) -> Endpoints:
         dim = model_latent_dim(model)
@@ -299,43 +329,33 @@ def grid_batch(images: np.ndarray) -> tf.Tensor:
     return tf.expand_dims(tf.image.decode_png(grid_png(images), channels=4), 0)
 
 
-class SampleProgress(keras.callbacks.Callback):
+class SampleProgress(EpochSummaries):
     """Every eval.every_epochs: the fixed-latent grid (samples/epoch_NNN.png, TensorBoard ``samples/grid``) and the
     quality figures against the validation images, added to the epoch's logs as val_frechet, val_recognisable."""
 
     def __init__(self, pipeline: GenerativePipeline, config: GenerativeConfig, data: GenerativeData, run: RunDir):
-        super().__init__()
+        super().__init__(run.logs / "validation", config.eval.every_epochs)
         self.pipeline, self.config, self.data, self.run = pipeline, config, data, run
-        self.classifier, self.reference, self.writer = None, None, None
+        self.classifier, self.reference = None, None
 
     def on_train_begin(self, logs=None):
         self.classifier = self.pipeline.classifier(self.config, self.data, self.run)
         self.reference, _ = quality.embed(self.classifier, self.data.images["validation"])
-        self.writer = tf.summary.create_file_writer(str(self.run.logs / "validation"))
 
-    def on_epoch_end(self, epoch, logs=None):
-        every = self.config.eval.every_epochs
-        if not every or (epoch + 1) % every:
-            return
+    def summarise(self, step: int, logs: dict) -> None:
         classes, seed = len(self.data.class_names), self.config.eval.seed
         grid = self.pipeline.generate(self.model, self.config.eval.grid, seed, classes=classes)
         self.run.samples.mkdir(exist_ok=True)
-        (self.run.samples / f"epoch_{epoch + 1:03d}.png").write_bytes(grid_png(grid))
+        (self.run.samples / f"epoch_{step:03d}.png").write_bytes(grid_png(grid))
         images = self.pipeline.generate(self.model, self.config.eval.epoch_samples, seed, classes=classes)
         found = quality.quality(*quality.embed(self.classifier, images / 127.5 - 1), self.reference)
-        if logs is not None:
-            logs.update(
-                val_frechet=found["frechet"],
-                val_recognisable=found["recognisable"],
-                val_class_entropy=found["class_entropy"],
-            )
-        with self.writer.as_default(step=epoch + 1):
+        logs.update(
+            val_frechet=found["frechet"],
+            val_recognisable=found["recognisable"],
+            val_class_entropy=found["class_entropy"],
+        )
+        with self.writer.as_default(step=step):
             tf.summary.image("samples/grid", grid_batch(grid))
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
 
 
 PIPELINE = GenerativePipeline()

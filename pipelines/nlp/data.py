@@ -149,7 +149,8 @@ def first_row_is_header(setting: str, rows: list, label_column: str, text_column
 
 
 def label_and_text_columns(config: Any, header: list[str] | None, width: int, path: Path) -> tuple[int, int]:
-    """0-based label and text columns: as set, else the columns named label/text, else the other of two, else 0 and 1."""
+    """0-based label and text columns: as set, else the columns named label/text, else the other of two, else 0
+    and 1."""
     chosen = {role: column_index(getattr(config, f"{role}_column"), header, path, role) for role in ("label", "text")}
     for role, other, default in (("label", "text", 0), ("text", "label", 1)):
         if chosen[role] is None:

@@ -19,12 +19,12 @@ from pipelines.core import evaluation
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints, path_or_tfds_overrides
+from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.nlp import data as text_data
 from pipelines.nlp import models as text_models
-from pipelines.nlp import projector, translation
+from pipelines.nlp import projector
 
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
 TOKENS = ("word", "character")
@@ -89,7 +89,7 @@ class NlpConfig:
 
 
 @dataclasses.dataclass
-class NlpData(Data):
+class NlpData(LabelledData):
     texts: dict = dataclasses.field(default_factory=dict)  # split -> object array of the raw texts
 
     def input_summary(self) -> str:
@@ -123,13 +123,30 @@ def keras_standardize(setting: str, key: str) -> str | None:
     return None if setting == "none" else setting
 
 
-class NlpPipeline(ClassificationPipeline):
+class NlpPipeline(ClassificationPipeline[NlpConfig, NlpData]):
     domain = "nlp"
     task = "classify"
     config_class = NlpConfig
     sources = text_data.SOURCES
     models = text_models.MODELS
     predict_usage = '"TEXT"...'
+    # A small model with a small vocabulary.
+    example_settings = (*A_FEW_STEPS, "model.width=8", "text.max_tokens=400", "text.char_max_tokens=400")
+
+    def example_data(self, folder: Path) -> list[str]:
+        """120 short messages, one in seven spam, in the SMS Spam Collection's layout (label<TAB>text)."""
+        rng = np.random.default_rng(0)
+        words = {
+            "spam": "free win prize claim cash txt call urgent".split(),
+            "ham": "see you later home ok bus".split(),
+        }
+        lines = []
+        for i in range(120):
+            label = "spam" if i % 7 == 0 else "ham"
+            lines.append(f"{label}\t{' '.join(rng.choice(words[label], size=int(rng.integers(3, 9))))}\n")
+        path = folder / "messages.tsv"
+        path.write_text("".join(lines), encoding="utf-8")
+        return ["--data", str(path)]
 
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg)
@@ -138,7 +155,7 @@ class NlpPipeline(ClassificationPipeline):
         """Settings that are wrong whatever the data: reported before the data is read."""
         if config.task != self.task:
             raise UserError(f"this is a {self.task} config; choose the task with --task, not task={config.task}")
-        self.check_decision(config)
+        super().check_settings(config)
         t = config.text
         keras_standardize(t.standardize, "standardize")
         keras_standardize(t.char_standardize, "char_standardize")
@@ -166,7 +183,6 @@ class NlpPipeline(ClassificationPipeline):
         return "folder" if Path(d.path).is_dir() else "table"
 
     def load_data(self, config: NlpConfig) -> NlpData:
-        self.check_settings(config)
         raw = self.sources.get(self.resolve_source(config.data))(config.data)
         if not any(text.strip() for text in raw.texts["train"]):
             raise UserError(f"{raw.name}: every training text is empty; check data.text_column")
@@ -185,15 +201,15 @@ class NlpPipeline(ClassificationPipeline):
         }
         weights = balanced_class_weight(raw.labels["train"], len(raw.class_names), config.data.class_weight)
         return NlpData(
-            splits["train"],
-            splits["validation"],
-            splits["test"],
-            raw.class_names,
-            (),
-            raw.sizes,
-            raw.name,
-            class_weight=weights,
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
+            input_shape=(),
+            sizes=raw.sizes,
+            source=raw.name,
             fingerprint=fingerprint(raw),
+            class_names=raw.class_names,
+            class_weight=weights,
             texts=raw.texts,
         )
 
@@ -291,9 +307,11 @@ class NlpPipeline(ClassificationPipeline):
             "lowercasing, n-grams); serve the SavedModel: export --format saved_model"
         )
 
+    def serving_example(self, info: dict, config: NlpConfig) -> dict[str, np.ndarray]:
+        return {"text": np.array(["Free entry! Win a cash prize now", "see you at dinner tomorrow"], dtype=object)}
+
     def read_inputs(self, inputs: list[str], model: keras.Model, config: NlpConfig) -> np.ndarray:
         return np.array(inputs, dtype=object)
 
 
 PIPELINE = NlpPipeline()
-TASKS = {"classify": PIPELINE, "translate": translation.PIPELINE}

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.callbacks import EpochSummaries
 from pipelines.core.config import TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
@@ -255,13 +256,35 @@ def translations_table(sources, references, hypotheses, count: int) -> str:
 # --- the pipeline -------------------------------------------------------------------------------
 
 
-class TranslationPipeline(Pipeline):
+class TranslationPipeline(Pipeline[TranslationConfig, TranslationData]):
     domain = "nlp"
     task = "translate"
     config_class = TranslationConfig
     sources = SOURCES
     models = seq2seq.MODELS
     predict_usage = '"How are you?"...'
+    run_files = ("samples/translations.tsv",)
+    example_settings = (
+        "train.epochs=3",
+        "train.batch_size=16",
+        "model.width=16",
+        "model.depth=1",
+        "model.heads=2",
+        "eval.samples=3",
+    )
+
+    def example_data(self, folder: Path) -> list[str]:
+        """120 English number-word sentences and their Hindi words, in the Tatoeba/Anki layout (en<TAB>hi)."""
+        words = {"one": "एक", "two": "दो", "three": "तीन", "four": "चार", "five": "पाँच", "six": "छह"}
+        rng, keys, lines = np.random.default_rng(0), list(words), []
+        for _ in range(120):
+            said = [keys[i] for i in rng.integers(0, len(keys), rng.integers(2, 6))]
+            question = bool(rng.integers(0, 2))
+            english = " ".join(said).capitalize() + ("?" if question else ".")
+            lines.append(f"{english}\t{' '.join(words[w] for w in said)}{'?' if question else '।'}\n")
+        path = folder / "pairs.txt"
+        path.write_text("".join(lines), encoding="utf-8")
+        return ["--data", str(path)]
 
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg)
@@ -293,8 +316,10 @@ class TranslationPipeline(Pipeline):
             return d.source
         return "pairs" if d.path else "tfds"
 
+    def metric_directions(self, config: TranslationConfig) -> dict[str, str]:
+        return {"token_accuracy": "max", "bleu": "max", "chrf": "max"}
+
     def load_data(self, config: TranslationConfig) -> TranslationData:
-        self.check_settings(config)
         pairs = self.sources.get(self.resolve_source(config.data))(config.data)
         pairs.sources = {
             s: np.array(normalised(v, config.text.normalize), dtype=object) for s, v in pairs.sources.items()
@@ -315,13 +340,12 @@ class TranslationPipeline(Pipeline):
             for split in SPLITS
         }
         return TranslationData(
-            splits["train"],
-            splits["validation"],
-            splits["test"],
-            [],
-            (),
-            pairs.sizes,
-            pairs.name,
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
+            input_shape=(),
+            sizes=pairs.sizes,
+            source=pairs.name,
             fingerprint=fingerprint(pairs),
             pairs=pairs,
         )
@@ -433,6 +457,9 @@ class TranslationPipeline(Pipeline):
             f"{metrics['test_token_accuracy']:.3f}"
         )
 
+    def serving_example(self, info: dict, config: TranslationConfig) -> dict[str, np.ndarray]:
+        return {"text": np.array(["How are you?", "One two three."], dtype=object)}
+
     def serving_endpoints(self, model: keras.Model, info: dict, config: TranslationConfig) -> Endpoints:
         beam, penalty = config.eval.beam_size, config.eval.length_penalty
         text = [tf.TensorSpec([None], tf.string, name="text")]
@@ -451,36 +478,23 @@ class TranslationPipeline(Pipeline):
             yield f"{one_line(given)}\t{one_line(translation)}"
 
 
-class TranslationProgress(keras.callbacks.Callback):
+class TranslationProgress(EpochSummaries):
     """Every eval.every_epochs: the validation pairs translated greedily, their BLEU and chrF added to the epoch's
     logs (val_bleu, val_chrf: TensorBoard, early stopping and best.keras see them) and a few shown as text."""
 
     def __init__(self, pipeline: TranslationPipeline, config: TranslationConfig, data: TranslationData, run: RunDir):
-        super().__init__()
-        self.pipeline, self.config, self.data, self.run = pipeline, config, data, run
-        self.writer = None
+        super().__init__(run.logs / "validation", config.eval.every_epochs)
+        self.pipeline, self.config, self.data = pipeline, config, data
 
-    def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(str(self.run.logs / "validation"))
-
-    def on_epoch_end(self, epoch, logs=None):
-        every = self.config.eval.every_epochs
-        if not every or (epoch + 1) % every:
-            return
+    def summarise(self, step: int, logs: dict) -> None:
         sources, references = self.data.pairs.sources["validation"], self.data.pairs.targets["validation"]
         hypotheses = self.pipeline.translate(self.model, sources, self.config, beam_size=1)
         found = scores(hypotheses, list(references))
-        if logs is not None:
-            logs.update(val_bleu=found["bleu"], val_chrf=found["chrf"])
-        with self.writer.as_default(step=epoch + 1):
+        logs.update(val_bleu=found["bleu"], val_chrf=found["chrf"])
+        with self.writer.as_default(step=step):
             tf.summary.text(
                 "translations/validation", translations_table(sources, references, hypotheses, self.config.eval.samples)
             )
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
 
 
 PIPELINE = TranslationPipeline()

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
+from pipelines.core.fingerprint import digest, files_digest
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
@@ -37,6 +38,7 @@ class RawAudio:
     class_names: list[str]
     sample_rate: int  # the most common rate among the clips
     name: str
+    fingerprint: str  # every split's examples (pipelines.core.fingerprint)
 
 
 @dataclasses.dataclass
@@ -147,7 +149,8 @@ def folder_source(config: Any) -> RawAudio:
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
     rate = Counter(rates).most_common(1)[0][0]
-    return RawAudio(splits, sizes, class_names, rate, f"WAV folder {root}")
+    examples = {name: files_digest(paths[idx], labels[idx], root) for name, idx in parts.items()}
+    return RawAudio(splits, sizes, class_names, rate, f"WAV folder {root}", digest([class_names, examples]))
 
 
 @SOURCES.register("tfds")
@@ -183,7 +186,8 @@ def tfds_source(config: Any) -> RawAudio:
         ds = builder.as_dataset(split=spec, shuffle_files=False)
         splits[split] = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         sizes[split] = int(ds.cardinality())
-    return RawAudio(splits, sizes, list(info.features[label_key].names), rate, f"tfds {name}")
+    examples = digest([info.full_name, wanted, sizes])  # a tfds version's examples are fixed: its name says them
+    return RawAudio(splits, sizes, list(info.features[label_key].names), rate, f"tfds {name}", examples)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ functions on a client's raw samples or WAV bytes.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -18,7 +19,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints, path_or_tfds_overrides
+from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
 from pipelines.speech import audio
 from pipelines.speech import data as speech_data
@@ -78,7 +79,7 @@ class SpeechConfig:
 
 
 @dataclasses.dataclass
-class SpeechData(Data):
+class SpeechData(LabelledData):
     frontend: audio.Frontend | None = None
     silence: Any = None  # the features of silence (what time shift fills with)
     stats_source: tf.data.Dataset | None = None  # clean training features, for the normalisation layer
@@ -143,17 +144,41 @@ class Stages:
         return augment
 
 
-class SpeechPipeline(ClassificationPipeline):
+class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
     domain = "speech"
+    task = "classify"
     config_class = SpeechConfig
     sources = speech_data.SOURCES
     models = speech_models.MODELS
+    run_files = (*ClassificationPipeline.run_files, "samples/sample_predictions.png")
+    # Half-second clips at 8 kHz; the test split: takes 0 and 1 of every word and speaker.
+    example_settings = (
+        *A_FEW_STEPS,
+        "model.width=8",
+        "eval.sample_images=4",
+        "data.sample_rate=8000",
+        "data.duration=0.5",
+        "data.split=index:0-1",
+    )
 
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg, path_source="folder")
 
+    def example_data(self, folder: Path) -> list[str]:
+        """Three pitches as three "words", two "speakers", four takes each, in the FSDD file layout."""
+        rate, rng = 8000, np.random.default_rng(0)
+        for label, pitch in (("low", 300.0), ("mid", 900.0), ("high", 2000.0)):
+            for speaker, shift in (("ann", 1.0), ("bob", 1.1)):
+                for take in range(4):
+                    t = np.arange(int(rate * (0.3 + 0.05 * take))) / rate
+                    wave = 0.5 * np.sin(2 * np.pi * pitch * shift * t) + 0.05 * rng.standard_normal(len(t))
+                    encoded = tf.audio.encode_wav(tf.constant(wave[:, None], tf.float32), rate)
+                    (folder / f"{label}_{speaker}_{take}.wav").write_bytes(encoded.numpy())
+        return ["--data", str(folder)]
+
     def check_settings(self, config: SpeechConfig) -> None:
         """Settings that are wrong whatever the data: reported before minutes of loading."""
+        super().check_settings(config)
         d = config.data
         if d.features not in FEATURES:
             raise UserError(f"unknown data.features '{d.features}'; choose one of: {', '.join(FEATURES)}")
@@ -184,7 +209,6 @@ class SpeechPipeline(ClassificationPipeline):
             )
 
     def load_data(self, config: SpeechConfig) -> SpeechData:
-        self.check_settings(config)
         d = config.data
         source = d.source if d.source != "auto" else ("folder" if d.path else "tfds")
         raw = self.sources.get(source)(d)
@@ -215,13 +239,14 @@ class SpeechPipeline(ClassificationPipeline):
             splits["train"] = batched(raw.splits["train"], training=True, preprocess=stages.fitted_features, **common)
             stats_source = splits["train"]  # adapting the normaliser also fills the cache
         return SpeechData(
-            splits["train"],
-            splits["validation"],
-            splits["test"],
-            raw.class_names,
-            frontend.output_shape,
-            raw.sizes,
-            f"{raw.name} at {d.sample_rate} Hz, {d.duration:g} s clips, {d.features}",
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
+            input_shape=frontend.output_shape,
+            sizes=raw.sizes,
+            source=f"{raw.name} at {d.sample_rate} Hz, {d.duration:g} s clips, {d.features}",
+            fingerprint=raw.fingerprint,
+            class_names=raw.class_names,
             frontend=frontend,
             silence=frontend(tf.zeros([1, frontend.samples]))[0, 0].numpy(),
             stats_source=stats_source.map(lambda x, y: x),
@@ -248,6 +273,12 @@ class SpeechPipeline(ClassificationPipeline):
             "serving_default": (classify_audio, [tf.TensorSpec([None, None], tf.float32, name="audio")]),
             "wav_bytes": (classify_wav, [tf.TensorSpec([None], tf.string, name="wav_bytes")]),
         }
+
+    def serving_example(self, info: dict, config: SpeechConfig) -> dict[str, np.ndarray]:
+        """Two clips of data.duration at the model's rate: tones of 300 and 900 Hz."""
+        rate = config.data.sample_rate
+        t = np.arange(int(rate * config.data.duration)) / rate
+        return {"audio": np.stack([0.5 * np.sin(2 * np.pi * f * t) for f in (300.0, 900.0)]).astype(np.float32)}
 
     def tflite_signature(self) -> str | None:
         return "serving_default"

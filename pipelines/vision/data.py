@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
+from pipelines.core.fingerprint import digest, files_digest
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
@@ -37,6 +38,7 @@ class RawImages:
     class_names: list[str]
     image_shape: tuple[int, int, int]  # the source's native (h, w, c); folders: the most common
     name: str
+    fingerprint: str  # every split's examples (pipelines.core.fingerprint)
     sizes_vary: bool = False  # folders: images of more than one size (fitted to image_shape unless told otherwise)
 
 
@@ -80,7 +82,7 @@ def _from_arrays(parts: dict, class_names: list[str], name: str) -> RawImages:
     splits = {split: tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64))) for split, (x, y) in parts.items()}
     sizes = {split: len(y) for split, (_, y) in parts.items()}
     any_images = next(iter(parts.values()))[0]
-    return RawImages(splits, sizes, class_names, tuple(any_images.shape[1:]), name)
+    return RawImages(splits, sizes, class_names, tuple(any_images.shape[1:]), name, digest(parts))
 
 
 def holdout_fractions(config: Any) -> dict[str, float]:
@@ -144,12 +146,14 @@ def folder_source(config: Any) -> RawImages:
         for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
+    examples = {name: files_digest(paths[idx], labels[idx], root) for name, idx in parts.items()}
     return RawImages(
         splits,
         sizes,
         class_names,
         (h, w, channels),
         f"image folder {root}",
+        digest([class_names, examples]),
         sizes_vary=len({s[:2] for s in shapes}) > 1,
     )
 
@@ -168,7 +172,8 @@ def tfds_source(config: Any) -> RawImages:
         splits[split] = ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int64)))
         sizes[split] = int(ds.cardinality())
     shape = info.features[image_key].shape
-    return RawImages(splits, sizes, list(info.features[label_key].names), tuple(shape), f"tfds {name}")
+    examples = digest([info.full_name, wanted, sizes])  # a tfds version's examples are fixed: its name says them
+    return RawImages(splits, sizes, list(info.features[label_key].names), tuple(shape), f"tfds {name}", examples)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -197,6 +202,15 @@ def _find_idx(folder: Path, stem: str) -> Path:
         if candidate.is_file():
             return candidate
     raise UserError(f"{folder} has no {stem}[.gz]; an IDX folder needs train-/t10k- images and labels")
+
+
+def resolve_source(config: Any) -> str:
+    """``data.source``, with ``auto`` made concrete: the digits without a path, IDX files or an image folder."""
+    if config.source != "auto":
+        return config.source
+    if not config.path:
+        return "digits"
+    return "idx" if looks_like_idx_folder(Path(config.path)) else "folder"
 
 
 def looks_like_idx_folder(path: Path) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,7 +12,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Data, Endpoints, path_or_tfds_overrides
+from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
 from pipelines.vision import data as vision_data
 from pipelines.vision import models as vision_models
@@ -52,27 +51,23 @@ class VisionConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
-class VisionPipeline(ClassificationPipeline):
+class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
     domain = "vision"
+    task = "classify"
     config_class = VisionConfig
     sources = vision_data.SOURCES
     models = vision_models.MODELS
+    run_files = (*ClassificationPipeline.run_files, "samples/sample_predictions.png")
+    example_settings = (*A_FEW_STEPS, "model.width=8", "eval.sample_images=4")
 
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg)  # a path's source (idx or folder) is told apart later
 
-    def resolve_source(self, config: VisionDataConfig) -> str:
-        if config.source != "auto":
-            return config.source
-        if not config.path:
-            return "digits"
-        return "idx" if vision_data.looks_like_idx_folder(Path(config.path)) else "folder"
-
-    def load_data(self, config: VisionConfig) -> Data:
+    def load_data(self, config: VisionConfig) -> LabelledData:
         size = config.data.image_size
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise UserError(f"data.image_size must be [height, width] in pixels, got {size}")
-        raw = self.sources.get(self.resolve_source(config.data))(config.data)
+        raw = self.sources.get(vision_data.resolve_source(config.data))(config.data)
         height, width = size or raw.image_shape[:2]
         channels = config.data.channels or raw.image_shape[2]
         if height is None or width is None:
@@ -98,14 +93,15 @@ class VisionPipeline(ClassificationPipeline):
             )
             for name, ds in raw.splits.items()
         }
-        return Data(
-            splits["train"],
-            splits["validation"],
-            splits["test"],
-            raw.class_names,
-            (height, width, channels),
-            raw.sizes,
-            raw.name,
+        return LabelledData(
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
+            input_shape=(height, width, channels),
+            sizes=raw.sizes,
+            source=raw.name,
+            fingerprint=raw.fingerprint,
+            class_names=raw.class_names,
         )
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: VisionConfig) -> Endpoints:
@@ -131,6 +127,14 @@ class VisionPipeline(ClassificationPipeline):
                 [tf.TensorSpec([None, height, width, channels], tf.float32, name="images")],
             ),
         }
+
+    def serving_example(self, info: dict, config: VisionConfig) -> dict[str, np.ndarray]:
+        """Two PNG files of the model's size: a bright square and a bright bar on black."""
+        height, width, channels = info["input_shape"]
+        images = np.zeros((2, height, width, channels), np.uint8)
+        images[0, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 255
+        images[1, height // 2 - 1 : height // 2 + 1, :] = 255
+        return {"image_bytes": np.array([tf.io.encode_png(image).numpy() for image in images], dtype=object)}
 
     def tflite_signature(self) -> str | None:
         return "serving_pixels"

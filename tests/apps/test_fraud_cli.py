@@ -77,7 +77,8 @@ def test_predict_and_the_exported_model_agree_in_a_fresh_process(fraud_run, tmp_
     client = textwrap.dedent(f"""
         import sys, json, tensorflow as tf
         serve = tf.saved_model.load({str(run / "export" / "saved_model")!r}).signatures["serving_default"]
-        inputs = {{k: tf.constant(v, tf.string if isinstance(v[0], str) else tf.float32) for k, v in {inputs!r}.items()}}
+        kind = lambda v: tf.string if isinstance(v[0], str) else tf.float32
+        inputs = {{k: tf.constant(v, kind(v)) for k, v in {inputs!r}.items()}}
         out = serve(**inputs)
         print(json.dumps([out["fraud_probability"].numpy().tolist(), out["is_fraud"].numpy().astype(int).tolist()]))
         print(sorted(serve.structured_input_signature[1]), file=sys.stderr)

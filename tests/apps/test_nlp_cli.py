@@ -112,7 +112,7 @@ def test_evaluate_refuses_changed_data_and_keeps_the_tuned_threshold(text_table,
     table.write_text("".join(lines[:100]), encoding="utf-8")
     assert_one_line_error(dlapps("nlp", "evaluate", run), "has changed since", "train a new run")
     table.write_text("".join(lines) + "promo\tbuy now\n" * 5, encoding="utf-8")
-    assert_one_line_error(dlapps("nlp", "evaluate", run), "classes", "promo")
+    assert_one_line_error(dlapps("nlp", "evaluate", run), "class names", "promo")
 
 
 def test_resume_refuses_changed_data(text_table, tmp_path):

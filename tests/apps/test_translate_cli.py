@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from pipelines.nlp.translation import PIPELINE as TRANSLATION
 from tests.helpers import (
     assert_one_line_error,
     dlapps,
@@ -17,7 +18,7 @@ from tests.helpers import (
     write_pairs,
 )
 
-FAST = ["train.epochs=3", "train.batch_size=16", "model.width=16", "model.depth=1", "model.heads=2", "eval.samples=3"]
+FAST = list(TRANSLATION.example_settings)
 SETS = [x for item in FAST for x in ("--set", item)]
 TEXTS = ["One two three.", "Eight?", "", "zebra quantum ünïcödé"]
 

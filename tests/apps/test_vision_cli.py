@@ -4,36 +4,16 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import yaml
 
 from tests.helpers import FAST, dlapps, event_tags
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def test_help_does_not_import_tensorflow():
-    code = "import sys; from apps.cli import main; assert 'tensorflow' not in sys.modules; main(['--help'])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert out.returncode == 0, out.stderr
-    assert "vision" in out.stdout
-
-
-def test_train_fills_the_run_directory(folder_run):
+def test_train_on_an_image_folder_names_its_classes_and_metrics(folder_run):
+    # The run directory's files are the contract's (tests/contract); here: what an image folder gives.
     run, result = folder_run
-    for name in (
-        "config.yaml",
-        "run.json",
-        "model.keras",
-        "metrics.json",
-        "checkpoints/best.keras",
-        "samples/confusion_matrix.png",
-        "samples/pr_curves.png",
-        "samples/sample_predictions.png",
-    ):
-        assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["class_names"] == ["hbar", "square", "vbar"]
     metrics = json.loads((run / "metrics.json").read_text())

@@ -1,5 +1,8 @@
+from types import SimpleNamespace
+
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipelines.core.callbacks import collect
@@ -40,12 +43,11 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
 
 
 def test_a_monitored_score_is_maximised_and_kept_for_resuming(tmp_path):
-    from pipelines.core.callbacks import ResumableEarlyStopping, RunProgress, monitor_mode
+    from pipelines.core.callbacks import ResumableEarlyStopping, RunProgress
     from pipelines.core.rundir import RunDir
 
-    assert (monitor_mode("val_loss"), monitor_mode("val_pr_auc"), monitor_mode("val_accuracy")) == ("min", "max", "max")
     run = RunDir.create(tmp_path, "fraud", "r")
-    progress = RunProgress(run, "val_pr_auc")
+    progress = RunProgress(run, "val_pr_auc", "max")
     for epoch, score in enumerate([0.5, 0.7, 0.6]):
         progress.on_epoch_end(epoch, {"val_pr_auc": score, "val_loss": 1.0})
     assert run.info()["best_val_pr_auc"] == 0.7 and run.info()["epochs_done"] == 3
@@ -57,3 +59,33 @@ def test_a_monitored_score_is_maximised_and_kept_for_resuming(tmp_path):
     for epoch, score in enumerate([0.5, 0.7, 0.6, 0.65]):
         stopping.on_epoch_end(epoch, {"val_pr_auc": score})
     assert model.stop_training and stopping.best == 0.7  # two epochs below the best
+
+
+@pytest.mark.parametrize(
+    "monitor, mode",
+    [("val_loss", "min"), ("loss", "min"), ("val_d_loss", "min"), ("val_frechet", "min"), ("val_recognisable", "max")],
+)
+def test_a_monitor_is_minimised_or_maximised_as_its_pipeline_declares(monitor, mode):
+    from pipelines.core.config import TrainConfig
+    from pipelines.core.pipeline import Pipeline
+
+    class Declared(Pipeline):
+        domain = "test"
+
+        def metric_directions(self, config):
+            return {"frechet": "min", "recognisable": "max"}
+
+    assert Declared().monitor_mode(SimpleNamespace(train=TrainConfig(monitor=monitor))) == mode
+
+
+def test_a_monitor_nothing_logs_is_refused_not_guessed():
+    from pipelines.core.config import TrainConfig
+    from pipelines.core.errors import UserError
+    from pipelines.core.pipeline import Pipeline
+
+    class Declared(Pipeline):
+        domain = "test"
+
+    # val_mae: before, core guessed "higher is better" for any name it did not know, so best.keras kept the worst
+    with pytest.raises(UserError, match="train.monitor 'val_mae'.*val_loss"):
+        Declared().monitor_mode(SimpleNamespace(train=TrainConfig(monitor="val_mae")))

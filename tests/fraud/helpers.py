@@ -8,10 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from pipelines.fraud import data as fraud_data
+from pipelines.fraud.pipeline import PIPELINE as FRAUD
 
-# The simulator at a size that trains in seconds: 21 days for the time split, ~600 transactions a day.
-SMALL_SIMULATION = ["data.customers=300", "data.terminals=600", "data.days=24"]
-FRAUD_FAST = ["train.epochs=2", "train.batch_size=256", "model.width=8", "model.depth=1"]
+# The fraud task's smallest config: the simulator at a size that trains in seconds (21 days for the time split,
+# ~600 transactions a day) and a few epochs of a narrow model.
+SMALL_SIMULATION = [s for s in FRAUD.example_settings if s.startswith("data.")]
+FRAUD_FAST = [s for s in FRAUD.example_settings if not s.startswith("data.")]
 
 
 def simulated_table(customers=300, terminals=600, days=24, seed=0):

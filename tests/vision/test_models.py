@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from pipelines.core.pipeline import Data
+from pipelines.core.pipeline import LabelledData
 from pipelines.vision.models import MODELS
 from pipelines.vision.pipeline import VisionModelConfig
 
 
 def tiny_data(shape):
-    return Data(None, None, None, ["a", "b", "c"], shape, {}, "test")
+    return LabelledData(None, None, None, shape, {}, "test", "no fingerprint", class_names=["a", "b", "c"])
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
