@@ -17,12 +17,12 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "datasets"
 
 
-def dlapps(domain: str, *args) -> subprocess.CompletedProcess:
-    """`dlapps DOMAIN ARGS...` in a fresh process from the repository, as a user runs it; an error stops the
-    benchmark."""
+def dlapps(domain: str, *args, code: Path = REPO) -> subprocess.CompletedProcess:
+    """`dlapps DOMAIN ARGS...` in a fresh process from the repository (or another checkout, ``code``), as a user
+    runs it; an error stops the benchmark."""
     return subprocess.run(
         [sys.executable, "-m", "apps.cli", domain, *map(str, args)],
-        cwd=REPO,
+        cwd=code,
         check=True,
         capture_output=True,
         text=True,

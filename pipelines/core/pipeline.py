@@ -14,7 +14,7 @@ Each verb, and the hooks it calls in order:
 - ``evaluate``: ``check_settings``, ``load_data`` (its :meth:`Data.identity` must match the
   run's), ``evaluate``, ``headline``.
 - ``predict``: ``predict_lines``; ``sample`` (domains registered with ``verb="sample"``):
-  ``sample`` and ``write_samples``.
+  ``sample`` and ``write_samples``; ``example_inputs`` are arguments either answers.
 - ``export``: ``serving_endpoints``, ``tflite_signature``; ``serving_example`` is an input that
   ``serving_default`` answers (for tests, clients and demo pages).
 
@@ -141,6 +141,11 @@ class Pipeline(Generic[C, D]):
         """``train`` arguments for a small real data set, offline: written into ``folder`` (``["--data", path]``),
         or ``[]`` where the embedded default is small and needs no network."""
         return []
+
+    def example_inputs(self, folder: Path) -> list[str]:
+        """Arguments for ``predict`` (files written into ``folder``, or texts) or ``sample`` (its options) that a
+        model trained on :meth:`example_data` answers."""
+        raise NotImplementedError
 
     # --- model and training -------------------------------------------------------------------------
 

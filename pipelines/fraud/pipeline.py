@@ -409,6 +409,17 @@ class FraudPipeline(ClassificationPipeline[FraudConfig, FraudData]):
 
         return {"serving_default": (score, [specs])}
 
+    def example_inputs(self, folder: Path) -> list[str]:
+        """A CSV file of two days of simulated transactions, every column the simulator makes."""
+        settings = FraudDataConfig(customers=30, terminals=60, days=2, simulation_seed=1)
+        columns = fraud_data.simulated(settings).columns
+        path = folder / "transactions.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(zip(*columns.values()))
+        return [str(path)]
+
     def serving_example(self, info: dict, config: FraudConfig) -> dict[str, np.ndarray]:
         """Two transactions: every column the model reads, with a value of its kind (a sequence model: each
         customer's last transactions, the same one repeated)."""

@@ -283,6 +283,9 @@ class GenerativePipeline(Pipeline[GenerativeConfig, GenerativeData]):
             f"on {s['images']} samples"
         )
 
+    def example_inputs(self, folder: Path) -> list[str]:
+        return ["--count", "4", "--out", str(folder / "grid.png"), "--out-dir", str(folder / "each")]
+
     def serving_example(self, info: dict, config: GenerativeConfig) -> dict[str, np.ndarray]:
         """Seeds 0 and 1 (and, for a conditional model, classes 0 and 1)."""
         example = {"seed": np.array([0, 1], np.int64)}

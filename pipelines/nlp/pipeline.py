@@ -307,6 +307,9 @@ class NlpPipeline(ClassificationPipeline[NlpConfig, NlpData]):
             "lowercasing, n-grams); serve the SavedModel: export --format saved_model"
         )
 
+    def example_inputs(self, folder: Path) -> list[str]:
+        return ["Free cash prize, call now", "see you at home later"]
+
     def serving_example(self, info: dict, config: NlpConfig) -> dict[str, np.ndarray]:
         return {"text": np.array(["Free entry! Win a cash prize now", "see you at dinner tomorrow"], dtype=object)}
 

@@ -457,6 +457,9 @@ class TranslationPipeline(Pipeline[TranslationConfig, TranslationData]):
             f"{metrics['test_token_accuracy']:.3f}"
         )
 
+    def example_inputs(self, folder: Path) -> list[str]:
+        return ["One two three.", "Six?"]
+
     def serving_example(self, info: dict, config: TranslationConfig) -> dict[str, np.ndarray]:
         return {"text": np.array(["How are you?", "One two three."], dtype=object)}
 

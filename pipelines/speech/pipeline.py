@@ -166,15 +166,19 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
 
     def example_data(self, folder: Path) -> list[str]:
         """Three pitches as three "words", two "speakers", four takes each, in the FSDD file layout."""
-        rate, rng = 8000, np.random.default_rng(0)
+        rng = np.random.default_rng(0)
         for label, pitch in (("low", 300.0), ("mid", 900.0), ("high", 2000.0)):
             for speaker, shift in (("ann", 1.0), ("bob", 1.1)):
                 for take in range(4):
-                    t = np.arange(int(rate * (0.3 + 0.05 * take))) / rate
-                    wave = 0.5 * np.sin(2 * np.pi * pitch * shift * t) + 0.05 * rng.standard_normal(len(t))
-                    encoded = tf.audio.encode_wav(tf.constant(wave[:, None], tf.float32), rate)
-                    (folder / f"{label}_{speaker}_{take}.wav").write_bytes(encoded.numpy())
+                    write_tone(folder / f"{label}_{speaker}_{take}.wav", pitch * shift, 0.3 + 0.05 * take, rng)
         return ["--data", str(folder)]
+
+    def example_inputs(self, folder: Path) -> list[str]:
+        """Two WAV files: a low and a high tone."""
+        paths = [folder / "low.wav", folder / "high.wav"]
+        for path, pitch in zip(paths, (300.0, 2000.0)):
+            write_tone(path, pitch, 0.4, np.random.default_rng(1))
+        return [str(p) for p in paths]
 
     def check_settings(self, config: SpeechConfig) -> None:
         """Settings that are wrong whatever the data: reported before minutes of loading."""
@@ -333,6 +337,13 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
                 description=description,
             )
         writer.flush()
+
+
+def write_tone(path: Path, pitch: float, seconds: float, rng, rate: int = 8000) -> None:
+    """A sine of ``pitch`` Hz with a little noise, as a 16-bit WAV file: a stand-in for a spoken word."""
+    t = np.arange(int(rate * seconds)) / rate
+    wave = 0.5 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(len(t))
+    path.write_bytes(tf.audio.encode_wav(tf.constant(wave[:, None], tf.float32), rate).numpy())
 
 
 PIPELINE = SpeechPipeline()

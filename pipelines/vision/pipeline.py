@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -129,12 +130,15 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
         }
 
     def serving_example(self, info: dict, config: VisionConfig) -> dict[str, np.ndarray]:
-        """Two PNG files of the model's size: a bright square and a bright bar on black."""
-        height, width, channels = info["input_shape"]
-        images = np.zeros((2, height, width, channels), np.uint8)
-        images[0, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 255
-        images[1, height // 2 - 1 : height // 2 + 1, :] = 255
-        return {"image_bytes": np.array([tf.io.encode_png(image).numpy() for image in images], dtype=object)}
+        """Two PNG files of the model's size."""
+        return {"image_bytes": np.array(example_pngs(*info["input_shape"]), dtype=object)}
+
+    def example_inputs(self, folder: Path) -> list[str]:
+        """Two PNG files, of another size than the digits' (predict fits them)."""
+        paths = [folder / f"{name}.png" for name in ("square", "bar")]
+        for path, png in zip(paths, example_pngs(16, 16, 1)):
+            path.write_bytes(png)
+        return [str(p) for p in paths]
 
     def tflite_signature(self) -> str | None:
         return "serving_pixels"
@@ -155,6 +159,14 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
             return None
         titles, colors = self.sample_titles(y_true, probabilities, class_names)
         return figures.image_grid_png(np.clip(inputs, 0, 255).astype(np.uint8), titles, colors)
+
+
+def example_pngs(height: int, width: int, channels: int) -> list[bytes]:
+    """Two PNG images: a bright square and a bright bar on black."""
+    images = np.zeros((2, height, width, channels), np.uint8)
+    images[0, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 255
+    images[1, height // 2 - 1 : height // 2 + 1, :] = 255
+    return [tf.io.encode_png(image).numpy() for image in images]
 
 
 PIPELINE = VisionPipeline()

@@ -2,9 +2,10 @@
 
 A task registered with one line gets these tests without writing one: its smallest config
 (``example_settings`` on ``example_data``) trains through the CLI, the run directory is complete,
-evaluate repeats the metrics and refuses other data, the SavedModel answers the task's own example
-input in a fresh process that imports only TensorFlow, a shared set of bad inputs gives exit code 2
-and one line, and ``--help`` imports no TensorFlow.
+evaluate repeats the metrics and refuses other data, ``predict`` (or ``sample``) answers its
+``example_inputs``, the SavedModel answers the task's own ``serving_example`` in a fresh process
+that imports only TensorFlow, a shared set of bad inputs gives exit code 2 and one line, and
+``--help`` imports no TensorFlow.
 """
 
 import json
@@ -101,6 +102,17 @@ def test_evaluate_repeats_the_metrics(trained):
     assert result.exit_code == 0, result.output + result.stderr
     assert json.loads((run / "metrics.json").read_text()) == before
     assert pipeline.headline(before) in result.output
+
+
+def test_the_trained_model_answers_its_example_inputs(trained, tmp_path):
+    pipeline, run, _ = trained
+    inputs = pipeline.example_inputs(tmp_path)
+    result = dlapps(pipeline.domain, DOMAINS[pipeline.domain].verb, run, *inputs)
+    assert result.exit_code == 0, result.output + result.stderr
+    lines = result.output.strip().splitlines()
+    assert lines and "Traceback" not in result.output + result.stderr
+    if DOMAINS[pipeline.domain].verb == "predict" and not inputs[0].endswith(".csv"):
+        assert len(lines) == len(inputs)  # one line per input (a table file: one per row, under a header)
 
 
 def test_evaluate_refuses_other_data(trained, tmp_path):
