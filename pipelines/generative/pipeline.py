@@ -160,17 +160,7 @@ class GenerativePipeline(Pipeline[GenerativeConfig, GenerativeData]):
         held_out = {
             name: np.concatenate([x for x, _ in splits[name].as_numpy_iterator()]) for name in ("validation", "test")
         }
-        return GenerativeData(
-            train=splits["train"],
-            validation=splits["validation"],
-            test=splits["test"],
-            input_shape=(height, width, channels),
-            sizes=raw.sizes,
-            source=raw.name,
-            fingerprint=raw.fingerprint,
-            class_names=raw.class_names,
-            images=held_out,
-        )
+        return vision_data.as_data(raw, splits, (height, width, channels), GenerativeData, images=held_out)
 
     def build_model(self, config: GenerativeConfig, data: GenerativeData) -> keras.Model:
         return self.models.get(config.model.name)(config.model, Shape(data.input_shape, len(data.class_names)))

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest, files_digest
+from pipelines.core.pipeline import LabelledData
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
@@ -202,6 +203,21 @@ def _find_idx(folder: Path, stem: str) -> Path:
         if candidate.is_file():
             return candidate
     raise UserError(f"{folder} has no {stem}[.gz]; an IDX folder needs train-/t10k- images and labels")
+
+
+def as_data(raw: RawImages, splits: dict, shape: tuple, kind: type = LabelledData, **extra: Any) -> LabelledData:
+    """The batched ``splits`` of ``raw`` as the training driver's data (``kind``: a subclass, with its ``extra``)."""
+    return kind(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        input_shape=shape,
+        sizes=raw.sizes,
+        source=raw.name,
+        fingerprint=raw.fingerprint,
+        class_names=raw.class_names,
+        **extra,
+    )
 
 
 def resolve_source(config: Any) -> str:

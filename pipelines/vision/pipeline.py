@@ -94,16 +94,7 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
             )
             for name, ds in raw.splits.items()
         }
-        return LabelledData(
-            train=splits["train"],
-            validation=splits["validation"],
-            test=splits["test"],
-            input_shape=(height, width, channels),
-            sizes=raw.sizes,
-            source=raw.name,
-            fingerprint=raw.fingerprint,
-            class_names=raw.class_names,
-        )
+        return vision_data.as_data(raw, splits, (height, width, channels))
 
     def serving_endpoints(self, model: keras.Model, info: dict, config: VisionConfig) -> Endpoints:
         height, width, channels = model.input_shape[1:]
