@@ -56,15 +56,8 @@ def _frame(sha, kind: bytes, payload: bytes) -> None:
     sha.update(kind + len(payload).to_bytes(8, "little") + payload)
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of one file's bytes, read in blocks (files of any size)."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def files_digest(paths: Iterable[str], labels: Iterable[int], root: Path) -> list[tuple[str, int, str]]:
-    """(path relative to ``root``, label, content digest) per file: a folder's examples, wherever it is mounted."""
-    return [(str(Path(p).relative_to(root)), int(label), file_digest(p)) for p, label in zip(paths, labels)]
+def folder_examples(paths: Iterable[str], labels: Iterable[int], contents: Iterable[str], root: Path) -> list:
+    """(path relative to ``root``, label, fingerprint of the file's bytes) per file: a folder's examples, wherever
+    it is mounted. The content fingerprints come from the pass that checks every file (``tf.fingerprint`` of the
+    bytes it read), so a folder is read once for both."""
+    return [(str(Path(p).relative_to(root)), int(label), str(c)) for p, label, c in zip(paths, labels, contents)]

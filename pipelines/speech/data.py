@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
-from pipelines.core.fingerprint import digest, files_digest
+from pipelines.core.fingerprint import digest, folder_examples
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
@@ -129,7 +129,7 @@ def folder_source(config: Any) -> RawAudio:
     """WAV files: one subfolder per class, or one folder with labels in the names (data.label_pattern)."""
     root = _existing_folder(config.path)
     clips = _list_clips(root, config.label_pattern)
-    clips, rates = _keep_readable(clips, config.on_bad_file, root)
+    clips, rates, contents = _keep_readable(clips, config.on_bad_file, root)
     class_names = sorted({c.label for c in clips}, key=_natural_key)
     if len(class_names) < 2:
         raise UserError(f"{root} has clips of only one class ('{class_names[0]}'); a classifier needs at least two")
@@ -149,7 +149,8 @@ def folder_source(config: Any) -> RawAudio:
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
     rate = Counter(rates).most_common(1)[0][0]
-    examples = {name: files_digest(paths[idx], labels[idx], root) for name, idx in parts.items()}
+    contents = np.array(contents)
+    examples = {name: folder_examples(paths[idx], labels[idx], contents[idx], root) for name, idx in parts.items()}
     return RawAudio(splits, sizes, class_names, rate, f"WAV folder {root}", digest([class_names, examples]))
 
 
@@ -249,19 +250,21 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
     return clips
 
 
-def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[list[Clip], list[int]]:
-    """Decode every file once (in parallel, in tf.data); report or drop the unreadable and the empty."""
+def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[list[Clip], list[int], list[str]]:
+    """Decode every file once (in parallel, in tf.data); report or drop the unreadable and the empty. Returns the
+    kept clips, their rates and the fingerprints of their bytes (the data fingerprint's part)."""
     if len(clips) > 2000:
         log.info("checking %s clips in %s ...", f"{len(clips):,}", root)
 
     def probe(path):
-        samples, rate = audio.decode_wav(tf.io.read_file(path))
-        return path, tf.shape(samples)[0], rate
+        contents = tf.io.read_file(path)
+        samples, rate = audio.decode_wav(contents)
+        return path, tf.shape(samples)[0], rate, tf.fingerprint(contents[None])[0]
 
     ds = tf.data.Dataset.from_tensor_slices([c.path for c in clips])
     found = {
-        p.decode(): (int(n), int(r))
-        for p, n, r in ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        p.decode(): (int(n), int(r), f.tobytes().hex())
+        for p, n, r, f in ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .ignore_errors()
         .as_numpy_iterator()
     }
@@ -278,7 +281,7 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
     keep = [c for c in clips if found.get(c.path, (0, 0))[0] > 0]
     if not keep:
         raise UserError(f"no readable, non-empty WAV files under {root}")
-    return keep, [found[c.path][1] for c in keep]
+    return keep, [found[c.path][1] for c in keep], [found[c.path][2] for c in keep]
 
 
 def _natural_key(name: str):

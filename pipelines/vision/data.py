@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
-from pipelines.core.fingerprint import digest, files_digest
+from pipelines.core.fingerprint import digest, folder_examples
 from pipelines.core.pipeline import LabelledData
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
@@ -129,12 +129,12 @@ def folder_source(config: Any) -> RawImages:
     """A folder with one subfolder per class of PNG/JPEG/BMP/GIF files (any size, grey or colour)."""
     root = _existing_path(config.path)
     paths, labels, class_names = _list_class_folders(root)
-    paths, labels, shapes = _keep_decodable(paths, labels, config.on_bad_file, root)
+    paths, labels, shapes, contents = _keep_decodable(paths, labels, config.on_bad_file, root)
     if len(set(labels)) < 2:
         raise UserError(f"{root} has usable images in only one class; a classifier needs at least two")
     (h, w), _ = Counter(s[:2] for s in shapes).most_common(1)[0]
     channels = 3 if any(s[2] >= 3 for s in shapes) else 1
-    paths, labels = np.array(paths), np.array(labels, dtype=np.int64)
+    paths, labels, contents = np.array(paths), np.array(labels, dtype=np.int64), np.array(contents)
     parts = stratified_split(labels, holdout_fractions(config), seed=config.split_seed)
 
     def load(path, label):
@@ -147,7 +147,7 @@ def folder_source(config: Any) -> RawImages:
         for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
-    examples = {name: files_digest(paths[idx], labels[idx], root) for name, idx in parts.items()}
+    examples = {name: folder_examples(paths[idx], labels[idx], contents[idx], root) for name, idx in parts.items()}
     return RawImages(
         splits,
         sizes,
@@ -259,19 +259,24 @@ def _list_class_folders(root: Path) -> tuple[list[str], list[int], list[str]]:
 
 
 def _keep_decodable(paths: list[str], labels: list[int], on_bad_file: str, root: Path):
-    """Decode every file once (in parallel, in tf.data); report or drop those that fail."""
+    """Decode every file once (in parallel, in tf.data); report or drop those that fail. Also: each kept file's
+    shape and the fingerprint of its bytes (the data fingerprint's part)."""
     if len(paths) > 2000:
         log.info("checking %s images in %s ...", f"{len(paths):,}", root)
-    probe = (
-        tf.data.Dataset.from_tensor_slices(paths)
-        .map(
-            lambda p: (p, tf.shape(tf.io.decode_image(tf.io.read_file(p), channels=0, expand_animations=False))),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-        .ignore_errors()
+
+    def probe(path):
+        contents = tf.io.read_file(path)
+        shape = tf.shape(tf.io.decode_image(contents, channels=0, expand_animations=False))
+        return path, shape, tf.fingerprint(contents[None])[0]
+
+    probed = tf.data.Dataset.from_tensor_slices(paths).map(
+        probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    shapes = {path.decode(): tuple(int(v) for v in shape) for path, shape in probe.as_numpy_iterator()}
+    found = {
+        p.decode(): (tuple(int(v) for v in s), f.tobytes().hex())
+        for p, s, f in probed.ignore_errors().as_numpy_iterator()
+    }
+    shapes = {path: shape for path, (shape, _) in found.items()}
     bad = [p for p in paths if p not in shapes]
     if bad and on_bad_file != "skip":
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
@@ -284,7 +289,12 @@ def _keep_decodable(paths: list[str], labels: list[int], on_bad_file: str, root:
     keep = [i for i, p in enumerate(paths) if p in shapes]
     if not keep:
         raise UserError(f"no readable images under {root}")
-    return [paths[i] for i in keep], [labels[i] for i in keep], [shapes[paths[i]] for i in keep]
+    return (
+        [paths[i] for i in keep],
+        [labels[i] for i in keep],
+        [shapes[paths[i]] for i in keep],
+        [found[paths[i]][1] for i in keep],
+    )
 
 
 def _tfds_keys(info, name: str) -> tuple[str, str]:
