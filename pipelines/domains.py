@@ -48,6 +48,11 @@ DOMAINS = {
         "translation (--task translate): Transformer and LSTM encoder-decoders.",
         {"classify": "pipelines.nlp.pipeline", "translate": "pipelines.nlp.translation"},
     ),
+    "forecast": Domain(
+        "Time-series forecasting from CSV (one series or many) or statsmodels data: linear, N-BEATS-style MLP, "
+        "dilated CNN, LSTM, Transformer; quantile intervals, rolling-origin backtests against naive baselines.",
+        {"forecast": "pipelines.forecast.pipeline"},
+    ),
 }
 
 

@@ -29,7 +29,7 @@ def confusion_matrix_png(matrix: list[list[int]], class_names: list[str]) -> byt
                 j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > threshold else "black"
             )
     ax.set_title("confusion matrix")
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def pr_curves_png(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> bytes:
@@ -47,7 +47,7 @@ def pr_curves_png(y_true: np.ndarray, probabilities: np.ndarray, class_names: li
     ax.set_ylim(0, 1.02)
     ax.set_title("precision-recall, one curve per class")
     ax.legend(fontsize=7, loc="lower left", ncol=2 if len(class_names) > 10 else 1)
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def roc_curve_png(is_positive: np.ndarray, scores: np.ndarray, title: str = "ROC curve") -> bytes:
@@ -60,7 +60,7 @@ def roc_curve_png(is_positive: np.ndarray, scores: np.ndarray, title: str = "ROC
     ax.set_ylabel("true-positive rate")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def score_histogram_png(
@@ -79,7 +79,7 @@ def score_histogram_png(
     ax.set_ylabel("count")
     ax.set_title("scores by class")
     ax.legend(fontsize=8)
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def image_grid_png(images: np.ndarray, titles: list[str], colors: list[str] | None = None, columns: int = 8) -> bytes:
@@ -93,7 +93,7 @@ def image_grid_png(images: np.ndarray, titles: list[str], colors: list[str] | No
         image = np.asarray(image)
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(titles[index], fontsize=7, color=(colors or ["black"] * count)[index])
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def heatmap_grid_png(
@@ -140,10 +140,10 @@ def _grid(items, titles, colors, columns, draw, xlabel, ylabel) -> bytes:
         ax.set_xlabel(xlabel, fontsize=7)
         ax.set_ylabel(ylabel, fontsize=7)
         ax.tick_params(labelsize=6)
-    return _to_png(fig)
+    return to_png(fig)
 
 
-def _to_png(fig) -> bytes:
+def to_png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=100)

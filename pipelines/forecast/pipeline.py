@@ -1,0 +1,578 @@
+"""The forecast domain: a time series (or many, in long format) -> the next ``horizon`` steps, with intervals.
+
+Splits are by time only: per series, the last steps are the test part, those before it the validation part.
+Training windows (``context`` values -> ``horizon`` values) end inside the training part; the test part is a
+rolling-origin backtest, a forecast from every ``eval.stride``-th origin, scored against naive, seasonal-naive
+and drift forecasts of the same windows. The model works on transformed, per-series scaled values
+(``scaling.py``); evaluation, predict and the SavedModel turn its quantiles back into the original units with
+the same TensorFlow ops.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.core.config import TrainConfig
+from pipelines.core.errors import UserError
+from pipelines.core.fingerprint import digest
+from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline
+from pipelines.core.registry import Registry
+from pipelines.core.rundir import RunDir
+from pipelines.core.stages import batched
+from pipelines.forecast import backtest, plots, scaling, series
+from pipelines.forecast.models import MODELS, ForecastModelConfig, PinballLoss
+
+log = logging.getLogger(__name__)
+SOURCES = Registry("forecast data source")
+FILLS = ("interpolate", "error")
+
+
+@dataclasses.dataclass
+class ForecastDataConfig:
+    source: str = "auto"  # auto: csv with --data, else statsmodels | csv | statsmodels
+    path: str | None = None  # a CSV file (plain or .gz), or a statsmodels data set: co2 (default), nile, sunspots
+    time_column: str = "auto"  # auto: ds, date, datetime, timestamp, time, ... else the first column
+    target: str = "auto"  # auto: y, target, value or close (any case), else the only numeric column
+    series_column: str = "auto"  # long format, one model for all series: auto: unique_id, series_id, ... | none
+    horizon: int | None = None  # steps to forecast (None: one season)
+    context: int | None = None  # steps the model sees (None: the larger of two seasons and four horizons)
+    season: int | None = None  # steps per cycle, for seasonal naive and MASE (None: from the frequency)
+    transform: str = "none"  # none | log | diff | log_diff (returns); forecasts are shown in the original units
+    fill: str = "interpolate"  # missing steps and empty values: interpolate (linearly in time) | error
+    test_fraction: float = 0.2  # of each series, its last steps (at least one horizon)
+    test_steps: int | None = None  # instead of the fraction
+    validation_fraction: float = 0.1  # the steps before the test part
+    validation_steps: int | None = None
+
+
+@dataclasses.dataclass
+class ForecastEvalConfig:
+    stride: int = 1  # steps between backtest origins
+    plots: int = 4  # backtest windows drawn (origins spread over the test part)
+
+
+@dataclasses.dataclass
+class ForecastConfig:
+    data: ForecastDataConfig = dataclasses.field(default_factory=ForecastDataConfig)
+    model: ForecastModelConfig = dataclasses.field(default_factory=ForecastModelConfig)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            epochs=30, batch_size=64, optimizer="adam", learning_rate=1e-3, early_stopping_patience=5
+        )
+    )
+    eval: ForecastEvalConfig = dataclasses.field(default_factory=ForecastEvalConfig)
+
+
+@dataclasses.dataclass
+class ForecastData(Data):
+    collection: series.Collection | None = None
+    context: int = 0
+    horizon: int = 0
+    season: int = 1
+    ends: list = dataclasses.field(default_factory=list)  # per series: (end of train part, end of validation part)
+    shift: np.ndarray | None = None  # per series
+    scale: np.ndarray | None = None
+
+    def input_summary(self) -> str:
+        return f"{self.context} steps -> {self.horizon}, season {self.season}"
+
+
+@SOURCES.register("csv")
+def csv_source(d: ForecastDataConfig) -> series.Collection:
+    """A CSV file: a time column, a target, optionally a series id."""
+    if not d.path:
+        raise UserError("data.source=csv needs a file: --data FILE.csv")
+    return series.read_series(d.path, d)
+
+
+STATSMODELS = {"co2": ("co2", "co2"), "nile": ("nile", "volume"), "sunspots": ("sunspots", "SUNACTIVITY")}
+
+
+@SOURCES.register("statsmodels")
+def statsmodels_source(d: ForecastDataConfig) -> series.Collection:
+    """A series statsmodels ships (offline): co2 (weekly Mauna Loa CO2, 1958-2001), nile, sunspots."""
+    import importlib
+
+    import pandas as pd
+
+    name = d.path or "co2"
+    if name not in STATSMODELS:
+        raise UserError(f"unknown statsmodels data set '{name}'; choose one of: {', '.join(STATSMODELS)}")
+    module, target = STATSMODELS[name]
+    frame = importlib.import_module(f"statsmodels.datasets.{module}").load_pandas().data
+    if isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.rename_axis("date").reset_index()
+    frame = frame.rename(columns={"year": "YEAR"})
+    text = pd.DataFrame({c: [_cell(v, whole=c == "YEAR") for v in frame[c]] for c in frame})
+    settings = dataclasses.replace(d, time_column=text.columns[0], target=target, series_column="none")
+    return series.series_from_frame(text, settings, f"statsmodels {name}")
+
+
+def _cell(value, whole: bool) -> str:
+    """A statsmodels value as a CSV cell would hold it (years as integers, NaN as empty)."""
+    if value != value:  # NaN
+        return ""
+    return str(int(value)) if whole else str(value)
+
+
+def resolve_shape(d: ForecastDataConfig, frequency: series.Frequency) -> tuple[int, int, int]:
+    """(season, horizon, context), the unset ones from the frequency."""
+    season = d.season or frequency.season()
+    horizon = d.horizon or max(1, season)
+    context = d.context or max(2 * season, 4 * horizon)
+    return season, horizon, context
+
+
+def split_ends(length: int, d: ForecastDataConfig, context: int, horizon: int, where: str) -> tuple[int, int]:
+    """(end of the training part, end of the validation part) of a series; too short a series is refused."""
+    test = d.test_steps or max(horizon, round(d.test_fraction * length))
+    validation = d.validation_steps or max(horizon, round(d.validation_fraction * length))
+    needed = context + horizon + validation + test
+    if length < needed:
+        raise UserError(
+            f"{where} is {length:,} steps long; it must be at least {needed:,}: context {context} + horizon "
+            f"{horizon} (one training window) + validation {validation} + test {test}; give a longer series or "
+            "set a shorter data.context, data.horizon or test/validation part"
+        )
+    return length - test - validation, length - test
+
+
+class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
+    domain = "forecast"
+    task = "forecast"
+    config_class = ForecastConfig
+    sources = SOURCES
+    models = MODELS
+    predict_usage = "recent.csv"
+    run_files = ("samples/backtest.png", "samples/error_by_step.png")
+    example_settings = (
+        "data.horizon=6",
+        "data.context=24",
+        "model.width=16",
+        "model.depth=1",
+        *A_FEW_STEPS,
+    )
+
+    def data_overrides(self, data_arg: str) -> list[str]:
+        if data_arg.startswith("statsmodels:"):
+            return ["data.source=statsmodels", f"data.path={data_arg.split(':', 1)[1]}"]
+        path = Path(data_arg).expanduser()
+        return ["data.source=csv", f"data.path={path.resolve() if path.exists() else path}"]
+
+    def check_settings(self, config: ForecastConfig) -> None:
+        d, m = config.data, config.model
+        self.models.get(m.name)
+        for key, value, choices in (("data.transform", d.transform, scaling.TRANSFORMS), ("data.fill", d.fill, FILLS)):
+            if value not in choices:
+                raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(choices)}")
+        for key, value in (("data.horizon", d.horizon), ("data.season", d.season), ("eval.stride", config.eval.stride)):
+            if value is not None and value < 1:
+                raise UserError(f"{key} must be at least 1, got {value}")
+        if d.context is not None and d.context < 2:
+            raise UserError(f"data.context must be at least 2 steps, got {d.context}")
+        for key, value in (
+            ("data.test_fraction", d.test_fraction),
+            ("data.validation_fraction", d.validation_fraction),
+        ):
+            if not 0 < value < 1:
+                raise UserError(f"{key} must be between 0 and 1, got {value}")
+        q = m.quantiles
+        if not q or sorted(set(q)) != q or not all(0 < x < 1 for x in q) or 0.5 not in q:
+            raise UserError(f"model.quantiles must rise strictly, lie between 0 and 1 and hold 0.5, got {q}")
+        if m.width < 1 or m.depth < 1 or m.heads < 1 or m.kernel_size < 1:
+            raise UserError("model.width, model.depth, model.heads and model.kernel_size must be at least 1")
+
+    def load_data(self, config: ForecastConfig) -> ForecastData:
+        d = config.data
+        found = self.sources.get(d.source if d.source != "auto" else ("csv" if d.path else "statsmodels"))(d)
+        season, horizon, context = resolve_shape(d, found.frequency)
+        where = [f"{found.source}, series '{s.name}'" if s.name else found.source for s in found.series]
+        for s, w in zip(found.series, where):
+            scaling.check_positive(s.values, d.transform, w)
+        ends = [split_ends(len(s.values), d, context, horizon, w) for s, w in zip(found.series, where)]
+        fitted = [scaling.fit_scaling(s.values[:end], d.transform) for s, (end, _) in zip(found.series, ends)]
+        filled = sum(s.filled for s in found.series)
+        if filled:
+            log.info("%s: %s missing steps filled by linear interpolation", found.source, f"{filled:,}")
+        flat = np.concatenate([s.values for s in found.series]).astype(np.float32)
+        offsets = np.cumsum([0, *(len(s.values) for s in found.series)])[:-1]
+        windows = {}
+        for split, bounds in (("train", lambda e, n: (0, e[0])), ("validation", lambda e, n: e), ("test", None)):
+            windows[split] = self.split_origins(found, ends, offsets, bounds, context, horizon, config, split)
+        shift = np.array([f[0] for f in fitted], np.float32)
+        scale = np.array([f[1] for f in fitted], np.float32)
+        make = self.window_dataset(flat, shift, scale, context, horizon, d.transform)
+        return ForecastData(
+            train=make(*windows["train"], config, training=True),
+            validation=make(*windows["validation"], config, training=False),
+            test=make(*windows["test"], config, training=False),
+            input_shape=(context,),
+            sizes={split: len(at) for split, (at, _) in windows.items()},
+            source=self.describe_source(found, d.target if d.target != "auto" else found.target),
+            fingerprint=digest(
+                {
+                    "values": [s.values for s in found.series],
+                    "times": [s.times.view(np.int64) for s in found.series],
+                    "names": [s.name for s in found.series],
+                    "ends": [list(e) for e in ends],
+                    "shape": [season, horizon, context, d.transform],
+                }
+            ),
+            collection=found,
+            context=context,
+            horizon=horizon,
+            season=season,
+            ends=ends,
+            shift=shift,
+            scale=scale,
+        )
+
+    @staticmethod
+    def describe_source(found: series.Collection, target: str) -> str:
+        count = f"{len(found.series)} series" if found.series_column else "1 series"
+        return f"{found.source} ({count}, target {target}, every {found.frequency.describe()})"
+
+    @staticmethod
+    def split_origins(found, ends, offsets, bounds, context, horizon, config, split):
+        """Global origins (positions in the concatenated series) and series indices of one split's windows."""
+        at, index = [], []
+        for i, (s, e) in enumerate(zip(found.series, ends)):
+            if split == "test":
+                local = backtest.origins(e[1], len(s.values), horizon, config.eval.stride, context)
+            else:
+                start, stop = bounds(e, len(s.values))
+                local = backtest.origins(start, stop, horizon, 1, context)
+            at.append(local + offsets[i])
+            index.append(np.full(len(local), i, np.int64))
+        return np.concatenate(at), np.concatenate(index)
+
+    @staticmethod
+    def window_dataset(flat, shift, scale, context, horizon, transform):
+        """(origins, series) -> batches of (inputs, targets) in model space, sliced from the series in the graph."""
+        values, shifts, scales = (tf.constant(a) for a in (flat, shift, scale))
+        past = tf.range(-context + 1, 1, dtype=tf.int64)
+        ahead = tf.range(1, horizon + 1, dtype=tf.int64)
+
+        def to_model_space(at, index):
+            context_values = tf.gather(values, at[:, None] + past)
+            future = tf.gather(values, at[:, None] + ahead)
+            s, c = tf.gather(shifts, index), tf.gather(scales, index)
+            return (
+                scaling.model_inputs(context_values, s, c, transform),
+                scaling.model_targets(context_values, future, s, c, transform),
+            )
+
+        def make(at, index, config, training):
+            return batched(
+                tf.data.Dataset.from_tensor_slices((at, index)),
+                batch_size=config.train.batch_size,
+                training=training,
+                seed=config.train.seed,
+                shuffle_buffer=max(1, len(at)),
+                per_batch=to_model_space,
+            )
+
+        return make
+
+    def build_model(self, config: ForecastConfig, data: ForecastData) -> keras.Model:
+        return self.models.get(config.model.name)(config.model, data.context, data.horizon)
+
+    def compile_args(self, config: ForecastConfig, data: ForecastData) -> dict:
+        return {"loss": PinballLoss(config.model.quantiles)}
+
+    # --- evaluation -------------------------------------------------------------------------------
+
+    @staticmethod
+    def forecaster(model: keras.Model, shift, scale, transform: str):
+        """(raw context [batch, context], series index [batch]) -> quantiles [batch, horizon, q], original units."""
+        shifts, scales = tf.constant(shift, tf.float32), tf.constant(scale, tf.float32)
+
+        def forecast(values, index):
+            s, c = tf.gather(shifts, index), tf.gather(scales, index)
+            quantiles = model(scaling.model_inputs(values, s, c, transform), training=False)
+            return scaling.original_units(quantiles, values, s, c, transform)
+
+        return forecast
+
+    def backtest(self, model: keras.Model, data: ForecastData, config: ForecastConfig) -> dict:
+        """Every test origin of every series: contexts, actuals, the model's quantiles and the baselines."""
+        forecast = tf.function(self.forecaster(model, data.shift, data.scale, config.data.transform))
+        parts = []
+        for i, (s, (_, validation_end)) in enumerate(zip(data.collection.series, data.ends)):
+            at = backtest.origins(validation_end, len(s.values), data.horizon, config.eval.stride, data.context)
+            contexts, actual = backtest.windows(s.values, at, data.context, data.horizon)
+            quantiles = np.concatenate(
+                [
+                    forecast(tf.constant(contexts[k : k + 1024], tf.float32), tf.fill([len(contexts[k : k + 1024])], i))
+                    .numpy()
+                    .astype(np.float64)
+                    for k in range(0, len(contexts), 1024)
+                ]
+            )
+            parts.append(
+                {
+                    "series": i,
+                    "at": at,
+                    "contexts": contexts,
+                    "actual": actual,
+                    "quantiles": quantiles,
+                    "baselines": backtest.baseline_forecasts(s.values, at, data.horizon, data.season),
+                    # In sample: every value before the test part (the validation part too), as the M4 protocol
+                    # scales MASE by the history a forecaster is given.
+                    "scale": np.full(len(at), backtest.mase_scale(s.values[:validation_end], data.season)),
+                }
+            )
+        return {key: _join(parts, key) for key in ("at", "contexts", "actual", "quantiles", "scale", "series")} | {
+            "baselines": {b: np.concatenate([p["baselines"][b] for p in parts]) for b in backtest.BASELINES}
+        }
+
+    def evaluate(self, model: keras.Model, data: ForecastData, config: ForecastConfig, run: RunDir, step: int) -> dict:
+        found = self.backtest(model, data, config)
+        levels = config.model.quantiles
+        median = found["quantiles"][..., levels.index(0.5)]
+        last = found["contexts"][:, -1]
+        scored = {
+            **backtest.point_metrics(found["actual"], median, found["scale"]),
+            **backtest.interval_metrics(found["actual"], found["quantiles"], levels),
+            "directional_accuracy": backtest.directional_accuracy(found["actual"], median, last),
+        }
+        baselines = {
+            name: {
+                **backtest.point_metrics(found["actual"], f, found["scale"]),
+                "directional_accuracy": backtest.directional_accuracy(found["actual"], f, last),
+            }
+            for name, f in found["baselines"].items()
+        }
+        metrics = {
+            "forecasts": int(len(found["at"])),
+            "series": len(data.collection.series),
+            "horizon": data.horizon,
+            "context": data.context,
+            "season": data.season,
+            "stride": config.eval.stride,
+            "model": scored,
+            "baselines": baselines,
+            **backtest.comparison(scored, baselines),
+        }
+        pngs = self.figures(found, metrics, data, config)
+        run.write_metrics(metrics)
+        for name, png in pngs.items():
+            (run.samples / f"{name}.png").write_bytes(png)
+        self.write_summaries(run, step, metrics, pngs)
+        run.write_info(forecast=self.serving_info(data, config))
+        return metrics
+
+    def figures(self, found: dict, metrics: dict, data: ForecastData, config: ForecastConfig) -> dict[str, bytes]:
+        count = min(config.eval.plots, len(found["at"]))
+        chosen = np.linspace(0, len(found["at"]) - 1, max(count, 1)).round().astype(int)[:count]
+        names = [s.name for s in data.collection.series]
+        panels = [
+            {
+                "history": found["contexts"][k],
+                "actual": found["actual"][k],
+                "quantiles": found["quantiles"][k],
+                "title": self.origin_title(data, int(found["series"][k]), int(found["at"][k]), names),
+            }
+            for k in chosen
+        ]
+        per_step = {"model": metrics["model"]["per_step"]["mase"]}
+        per_step |= {name: b["per_step"]["mase"] for name, b in metrics["baselines"].items()}
+        return {
+            "backtest": plots.backtest_png(panels, config.model.quantiles),
+            "error_by_step": plots.error_by_step_png(per_step, "MASE"),
+        }
+
+    @staticmethod
+    def origin_title(data: ForecastData, index: int, at: int, names: list[str]) -> str:
+        when = format_times(data.collection.series[index].times[at : at + 1], data.collection.datetimes)[0]
+        return f"{names[index] + ': ' if names[index] else ''}forecast from {when}"
+
+    @staticmethod
+    def write_summaries(run: RunDir, step: int, metrics: dict, pngs: dict[str, bytes]) -> None:
+        writer = tf.summary.create_file_writer(str(run.logs / "eval"))
+        model = metrics["model"]
+        with writer.as_default(step=step):
+            for key in ("mase", "mae", "rmse", "smape", "pinball_loss", "directional_accuracy"):
+                if model.get(key) is not None:
+                    tf.summary.scalar(f"evaluation/{key}", model[key])
+            if "interval" in model:
+                tf.summary.scalar("evaluation/interval_coverage", model["interval"]["coverage"])
+            for name, found in metrics["baselines"].items():
+                tf.summary.scalar(f"evaluation/{name}_mase", found["mase"])
+            for name, png in pngs.items():
+                tf.summary.image(f"evaluation/{name}", tf.expand_dims(tf.image.decode_png(png, channels=4), 0))
+        writer.close()
+
+    def headline(self, metrics: dict) -> str:
+        model, best = metrics["model"], metrics["best_baseline"]
+        best_mase = metrics["baselines"][best]["mase"]
+        if metrics["beats_best_baseline"]:
+            verdict = (
+                f"beats the best baseline, {best} (MASE {best_mase:.3f}), by {1 - metrics['mase_vs_best_baseline']:.1%}"
+            )
+        else:
+            verdict = f"does not beat the best baseline, {best} (MASE {best_mase:.3f})"
+        parts = [f"MASE {model['mase']:.3f}: {verdict}", f"MAE {model['mae']:.4g}", f"sMAPE {model['smape']:.2f}%"]
+        if "interval" in model:
+            i = model["interval"]
+            parts.append(f"{i['nominal_coverage']:.0%} interval covers {i['coverage']:.1%}")
+        return "; ".join(parts) + f"; {metrics['forecasts']:,} forecasts of {metrics['horizon']} steps"
+
+    # --- using a trained model ----------------------------------------------------------------------
+
+    @staticmethod
+    def serving_info(data: ForecastData, config: ForecastConfig) -> dict:
+        """What predict and export need of the data: its series and their scaling, the frequency, the shape."""
+        found = data.collection
+        return {
+            "series": [s.name for s in found.series],
+            "shift": data.shift.tolist(),
+            "scale": data.scale.tolist(),
+            "frequency": found.frequency.to_json(),
+            "datetimes": found.datetimes,
+            "time_column": found.time_column,
+            "target": found.target,
+            "series_column": found.series_column,
+            "context": data.context,
+            "horizon": data.horizon,
+        }
+
+    @staticmethod
+    def stored(info: dict) -> dict:
+        if "forecast" not in info:
+            raise UserError("the run has not been evaluated yet; finish it with dlapps forecast train --resume RUN")
+        return info["forecast"]
+
+    def serving_endpoints(self, model: keras.Model, info: dict, config: ForecastConfig) -> Endpoints:
+        f = self.stored(info)
+        names = f["series"]
+        # An id the model never saw is scaled by the average of the known series (the last row).
+        shift = np.array([*f["shift"], np.mean(f["shift"])], np.float32)
+        scale = np.array([*f["scale"], np.mean(f["scale"])], np.float32)
+        forecast = self.forecaster(model, shift, scale, config.data.transform)
+        median = config.model.quantiles.index(0.5)
+        specs = {"values": tf.TensorSpec([None, f["context"]], tf.float32, name="values")}
+        if len(names) > 1:
+            specs["series"] = tf.TensorSpec([None], tf.string, name="series")
+        known = tf.constant(names)
+
+        def serve(inputs):
+            values = inputs["values"]
+            if "series" in inputs:
+                match = tf.equal(inputs["series"][:, None], known[None, :])
+                index = tf.where(tf.reduce_any(match, axis=1), tf.argmax(tf.cast(match, tf.int32), axis=1), len(names))
+            else:
+                index = tf.zeros(tf.shape(values)[:1], tf.int64)
+            quantiles = forecast(values, index)
+            return {"forecast": quantiles[..., median], "quantiles": quantiles}
+
+        return {"serving_default": (serve, [specs])}
+
+    def serving_example(self, info: dict, config: ForecastConfig) -> dict[str, np.ndarray]:
+        """Two windows of raw recent values (the first series' scale around its level), and their series ids."""
+        f = self.stored(info)
+        level = np.exp(f["shift"][0]) if scaling.is_log(config.data.transform) else f["shift"][0]
+        level = level if not scaling.is_diff(config.data.transform) else 100.0
+        wave = np.sin(np.arange(f["context"]) / 3.0)
+        example = {"values": np.stack([level + wave, level + 2 * wave]).astype(np.float32)}
+        if abs(level) < 1e-6:
+            example["values"] += 1.0  # positive, for log transforms
+        if len(f["series"]) > 1:
+            example["series"] = np.array([f["series"][0]] * 2, object)
+        return example
+
+    def tflite_signature(self) -> str | None:
+        return "serving_default"
+
+    def predict_lines(self, inputs: list[str], model: keras.Model, info: dict, config: ForecastConfig) -> Iterator[str]:
+        """CSV: per series and future step, its time, the median and the outer quantiles."""
+        f = self.stored(info)
+        levels = config.model.quantiles
+        serve = self.serving_endpoints(model, info, config)["serving_default"][0]
+        multi = len(f["series"]) > 1
+        header = ["series"] * multi + ["timestamp", "median", f"p{_percent(levels[0])}", f"p{_percent(levels[-1])}"]
+        yield csv_line(header)
+        for path in inputs:
+            for found in self.recent_series(path, f, config):
+                values = found.values[-f["context"] :].astype(np.float32)[None, :]
+                inputs_ = {"values": tf.constant(values)} | ({"series": tf.constant([found.name])} if multi else {})
+                out = serve(inputs_)["quantiles"].numpy()[0]
+                times = series.Frequency(**f["frequency"]).after(found.times[-1], f["horizon"])
+                for when, q in zip(format_times(times, f["datetimes"]), out):
+                    median = q[levels.index(0.5)]
+                    yield csv_line([found.name] * multi + [when, f"{median:.6g}", f"{q[0]:.6g}", f"{q[-1]:.6g}"])
+
+    def recent_series(self, path: str, f: dict, config: ForecastConfig) -> list[series.Series]:
+        """The file's series, read with the training file's columns and frequency, each at least one context long."""
+        columns = dataclasses.replace(
+            config.data,
+            time_column=f["time_column"],
+            target=f["target"],
+            series_column=f["series_column"] or "none",
+        )
+        frequency = series.Frequency(**f["frequency"])
+        found = series.series_from_frame(series.read_table(path), columns, path, frequency)
+        for s in found.series:
+            if len(s.values) < f["context"]:
+                named = f" series '{s.name}'" if s.name else ""
+                raise UserError(
+                    f"{path}:{named} {len(s.values)} steps; the model forecasts from the last {f['context']}"
+                )
+        return found.series
+
+    def example_data(self, folder: Path) -> list[str]:
+        """400 days of a weekly cycle on a trend, with noise."""
+        return ["--data", str(write_example(folder / "daily.csv", 400))]
+
+    def example_inputs(self, folder: Path) -> list[str]:
+        """The last 60 days of the example series."""
+        return [str(write_example(folder / "recent.csv", 400, keep=60))]
+
+
+def write_example(path: Path, days: int, keep: int | None = None) -> Path:
+    rng = np.random.default_rng(0)
+    steps = np.arange(days)
+    values = 50 + 0.05 * steps + 5 * np.sin(2 * np.pi * steps / 7) + rng.normal(0, 0.5, days)
+    dates = np.datetime64("2024-01-01") + steps
+    rows = list(zip(dates.astype(str), np.round(values, 3)))[-(keep or days) :]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "value"])
+        writer.writerows(rows)
+    return path
+
+
+def format_times(times: np.ndarray, datetimes: bool) -> list[str]:
+    if not datetimes:
+        return [str(int(t)) for t in times]
+    whole_days = bool((times == times.astype("datetime64[D]")).all())
+    unit = "D" if whole_days else "s"
+    return [str(t).replace("T", " ") for t in times.astype(f"datetime64[{unit}]")]
+
+
+def csv_line(fields: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+def _percent(level: float) -> str:
+    return f"{100 * level:g}"
+
+
+def _join(parts: list[dict], key: str) -> np.ndarray:
+    if key == "series":
+        return np.concatenate([np.full(len(p["at"]), p["series"]) for p in parts])
+    return np.concatenate([p[key] for p in parts])
+
+
+PIPELINE = ForecastPipeline()
