@@ -40,7 +40,7 @@ def write_classification_summaries(
     result, answers = scored.metrics, scored.answers
     with writer.as_default(step=step):
         for name, png in scored.figures.items():
-            tf.summary.image(f"evaluation/{name}", _png_batch(png))
+            tf.summary.image(f"evaluation/{name}", png_batch(png))
         tf.summary.text("evaluation/per_class_metrics", evaluation.per_class_table(result))
         for key in ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc"):
             if result.get(key) is not None:
@@ -285,7 +285,8 @@ def standard_callbacks(run, train_config, mode: str) -> list[keras.callbacks.Cal
     return callbacks
 
 
-def _png_batch(png: bytes) -> tf.Tensor:
+def png_batch(png: bytes) -> tf.Tensor:
+    """PNG bytes as the one-image batch tf.summary.image takes."""
     return tf.expand_dims(tf.image.decode_png(png, channels=4), 0)
 
 

@@ -24,7 +24,9 @@ the contract tests in ``tests/contract/`` train every registered task with them.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -97,6 +99,13 @@ class LabelledData(Data):
 def one_line(text: str) -> str:
     """An input as one tab-free line of predict's output (texts may hold tabs and newlines)."""
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def csv_line(fields: list) -> str:
+    """One row of CSV output (predict's tables), quoted where a field needs it."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
 
 
 def path_or_tfds_overrides(data_arg: str, path_source: str | None = None) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +20,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core.callbacks import png_batch
 from pipelines.core.config import TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest
-from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline
+from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, csv_line
 from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
@@ -94,7 +94,7 @@ def csv_source(d: ForecastDataConfig) -> series.Collection:
     return series.read_series(d.path, d)
 
 
-STATSMODELS = {"co2": ("co2", "co2"), "nile": ("nile", "volume"), "sunspots": ("sunspots", "SUNACTIVITY")}
+STATSMODELS = {"co2": "co2", "nile": "volume", "sunspots": "SUNACTIVITY"}  # data set -> its target column
 
 
 @SOURCES.register("statsmodels")
@@ -107,13 +107,12 @@ def statsmodels_source(d: ForecastDataConfig) -> series.Collection:
     name = d.path or "co2"
     if name not in STATSMODELS:
         raise UserError(f"unknown statsmodels data set '{name}'; choose one of: {', '.join(STATSMODELS)}")
-    module, target = STATSMODELS[name]
-    frame = importlib.import_module(f"statsmodels.datasets.{module}").load_pandas().data
+    frame = importlib.import_module(f"statsmodels.datasets.{name}").load_pandas().data
     if isinstance(frame.index, pd.DatetimeIndex):
         frame = frame.rename_axis("date").reset_index()
     frame = frame.rename(columns={"year": "YEAR"})
     text = pd.DataFrame({c: [_cell(v, whole=c == "YEAR") for v in frame[c]] for c in frame})
-    settings = dataclasses.replace(d, time_column=text.columns[0], target=target, series_column="none")
+    settings = dataclasses.replace(d, time_column=text.columns[0], target=STATSMODELS[name], series_column="none")
     return series.series_from_frame(text, settings, f"statsmodels {name}")
 
 
@@ -144,6 +143,18 @@ def split_ends(length: int, d: ForecastDataConfig, context: int, horizon: int, w
             "set a shorter data.context, data.horizon or test/validation part"
         )
     return length - test - validation, length - test
+
+
+def split_part_origins(split: str, length: int, ends: tuple, context: int, horizon: int, stride: int) -> np.ndarray:
+    """Origins of one series' windows whose forecasts lie in ``split``: every step in training and validation,
+    every ``stride``-th in the test part (the backtest)."""
+    train_end, validation_end = ends
+    start, stop, step = {
+        "train": (0, train_end, 1),
+        "validation": (train_end, validation_end, 1),
+        "test": (validation_end, length, stride),
+    }[split]
+    return backtest.origins(start, stop, horizon, step, context)
 
 
 class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
@@ -206,8 +217,8 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         flat = np.concatenate([s.values for s in found.series]).astype(np.float32)
         offsets = np.cumsum([0, *(len(s.values) for s in found.series)])[:-1]
         windows = {}
-        for split, bounds in (("train", lambda e, n: (0, e[0])), ("validation", lambda e, n: e), ("test", None)):
-            windows[split] = self.split_origins(found, ends, offsets, bounds, context, horizon, config, split)
+        for split in ("train", "validation", "test"):
+            windows[split] = self.split_origins(found, ends, offsets, context, horizon, config.eval.stride, split)
         shift = np.array([f[0] for f in fitted], np.float32)
         scale = np.array([f[1] for f in fitted], np.float32)
         make = self.window_dataset(flat, shift, scale, context, horizon, d.transform)
@@ -217,7 +228,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
             test=make(*windows["test"], config, training=False),
             input_shape=(context,),
             sizes={split: len(at) for split, (at, _) in windows.items()},
-            source=self.describe_source(found, d.target if d.target != "auto" else found.target),
+            source=self.describe_source(found),
             fingerprint=digest(
                 {
                     "values": [s.values for s in found.series],
@@ -237,20 +248,16 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         )
 
     @staticmethod
-    def describe_source(found: series.Collection, target: str) -> str:
+    def describe_source(found: series.Collection) -> str:
         count = f"{len(found.series)} series" if found.series_column else "1 series"
-        return f"{found.source} ({count}, target {target}, every {found.frequency.describe()})"
+        return f"{found.source} ({count}, target {found.target}, every {found.frequency.describe()})"
 
     @staticmethod
-    def split_origins(found, ends, offsets, bounds, context, horizon, config, split):
+    def split_origins(found, ends, offsets, context, horizon, stride, split):
         """Global origins (positions in the concatenated series) and series indices of one split's windows."""
         at, index = [], []
         for i, (s, e) in enumerate(zip(found.series, ends)):
-            if split == "test":
-                local = backtest.origins(e[1], len(s.values), horizon, config.eval.stride, context)
-            else:
-                start, stop = bounds(e, len(s.values))
-                local = backtest.origins(start, stop, horizon, 1, context)
+            local = split_part_origins(split, len(s.values), e, context, horizon, stride)
             at.append(local + offsets[i])
             index.append(np.full(len(local), i, np.int64))
         return np.concatenate(at), np.concatenate(index)
@@ -307,8 +314,8 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         """Every test origin of every series: contexts, actuals, the model's quantiles and the baselines."""
         forecast = tf.function(self.forecaster(model, data.shift, data.scale, config.data.transform))
         parts = []
-        for i, (s, (_, validation_end)) in enumerate(zip(data.collection.series, data.ends)):
-            at = backtest.origins(validation_end, len(s.values), data.horizon, config.eval.stride, data.context)
+        for i, (s, ends) in enumerate(zip(data.collection.series, data.ends)):
+            at = split_part_origins("test", len(s.values), ends, data.context, data.horizon, config.eval.stride)
             contexts, actual = backtest.windows(s.values, at, data.context, data.horizon)
             quantiles = np.concatenate(
                 [
@@ -328,7 +335,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
                     "baselines": backtest.baseline_forecasts(s.values, at, data.horizon, data.season),
                     # In sample: every value before the test part (the validation part too), as the M4 protocol
                     # scales MASE by the history a forecaster is given.
-                    "scale": np.full(len(at), backtest.mase_scale(s.values[:validation_end], data.season)),
+                    "scale": np.full(len(at), backtest.mase_scale(s.values[: ends[1]], data.season)),
                 }
             )
         return {key: _join(parts, key) for key in ("at", "contexts", "actual", "quantiles", "scale", "series")} | {
@@ -409,7 +416,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
             for name, found in metrics["baselines"].items():
                 tf.summary.scalar(f"evaluation/{name}_mase", found["mase"])
             for name, png in pngs.items():
-                tf.summary.image(f"evaluation/{name}", tf.expand_dims(tf.image.decode_png(png, channels=4), 0))
+                tf.summary.image(f"evaluation/{name}", png_batch(png))
         writer.close()
 
     def headline(self, metrics: dict) -> str:
@@ -478,14 +485,13 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         return {"serving_default": (serve, [specs])}
 
     def serving_example(self, info: dict, config: ForecastConfig) -> dict[str, np.ndarray]:
-        """Two windows of raw recent values (the first series' scale around its level), and their series ids."""
-        f = self.stored(info)
-        level = np.exp(f["shift"][0]) if scaling.is_log(config.data.transform) else f["shift"][0]
-        level = level if not scaling.is_diff(config.data.transform) else 100.0
+        """Two windows of raw recent values: the first series' training level (diff models keep none: 100) with a
+        wave of 1% and 2% around it (positive wherever the level is, as log transforms need), and their ids."""
+        f, transform = self.stored(info), config.data.transform
+        level = 100.0 if scaling.is_diff(transform) else f["shift"][0]
+        level = np.exp(level) if transform == "log" else level  # the mean of the logs: a geometric mean
         wave = np.sin(np.arange(f["context"]) / 3.0)
-        example = {"values": np.stack([level + wave, level + 2 * wave]).astype(np.float32)}
-        if abs(level) < 1e-6:
-            example["values"] += 1.0  # positive, for log transforms
+        example = {"values": (level * (1 + np.stack([0.01 * wave, 0.02 * wave]))).astype(np.float32)}
         if len(f["series"]) > 1:
             example["series"] = np.array([f["series"][0]] * 2, object)
         return example
@@ -557,12 +563,6 @@ def format_times(times: np.ndarray, datetimes: bool) -> list[str]:
     whole_days = bool((times == times.astype("datetime64[D]")).all())
     unit = "D" if whole_days else "s"
     return [str(t).replace("T", " ") for t in times.astype(f"datetime64[{unit}]")]
-
-
-def csv_line(fields: list) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(fields)
-    return buffer.getvalue()
 
 
 def _percent(level: float) -> str:

@@ -241,10 +241,9 @@ def regular_series(
     return Series(name, full_times, full_values, full_lines)
 
 
-def read_series(path: str, d, where: str | None = None) -> Collection:
+def read_series(path: str, d) -> Collection:
     """The series in CSV file ``path`` by the column settings of ``d`` (a ForecastDataConfig)."""
-    source = where or str(Path(path).expanduser())
-    return series_from_frame(read_table(path), d, source)
+    return series_from_frame(read_table(path), d, str(Path(path).expanduser()))
 
 
 def series_from_frame(frame: pd.DataFrame, d, source: str, frequency: Frequency | None = None) -> Collection:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import io
 import logging
 import re
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
-from pipelines.core.pipeline import Endpoints, LabelledData
+from pipelines.core.pipeline import Endpoints, LabelledData, csv_line
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.fraud import data as fraud_data
@@ -467,12 +466,6 @@ class FraudPipeline(ClassificationPipeline[FraudConfig, FraudData]):
                 f"{', '.join(map(repr, t.columns))}"
             )
         return t
-
-
-def csv_line(fields: list) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(fields)
-    return buffer.getvalue()
 
 
 PIPELINE = FraudPipeline()
