@@ -138,6 +138,7 @@ def serving_ratio(run: Path) -> dict:
 
     from pipelines.core import config as cfg
     from pipelines.forecast.pipeline import PIPELINE
+    from pipelines.forecast.scaling import Scaling
 
     dlapps("forecast", "export", run, "--format", "saved_model")
     info = json.loads((run / "run.json").read_text())
@@ -145,11 +146,11 @@ def serving_ratio(run: Path) -> dict:
     window = tf.constant(PIPELINE.serving_example(info, config)["values"][:1])
     serve = tf.saved_model.load(str(run / "export" / "saved_model")).signatures["serving_default"]
     model = keras.models.load_model(run / "model.keras", compile=False)
-    stored = info["forecast"]
-    in_memory = tf.function(PIPELINE.forecaster(model, stored["shift"], stored["scale"], config.data.transform))
+    scaled = Scaling.from_json(info["forecast"]["scaling"])
+    in_memory = tf.function(PIPELINE.forecaster(model, scaled))
     index = tf.zeros([1], tf.int64)
     saved = p50_ms(lambda: serve(values=window))
-    keras_ms = p50_ms(lambda: in_memory(window, index))
+    keras_ms = p50_ms(lambda: in_memory({"values": window}, index))
     return {"saved_model_p50_ms": saved, "keras_tf_function_p50_ms": keras_ms, "ratio": round(saved / keras_ms, 3)}
 
 

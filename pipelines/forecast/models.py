@@ -1,6 +1,10 @@
 """Forecasting models: ``values`` [batch, context] in model space -> ``quantiles`` [batch, horizon, q].
 
-Every model ends in the same head (one output per future step and quantile) and trains on the pinball
+Covariates, where the data has them, come as two more inputs: ``known`` [batch, context + horizon, k] (known
+in advance, so also for the steps to forecast) and ``past`` [batch, context, p] (observed up to the origin).
+Models that read steps (cnn, lstm, transformer) see them as extra channels of each context step; dense
+models (linear, mlp) read them flattened; every model reads the known values of the steps to forecast in its
+head. Every model ends in the same head (one output per future step and quantile) and trains on the pinball
 loss, so each forecast carries an interval.
 """
 
@@ -26,6 +30,16 @@ class ForecastModelConfig:
     kernel_size: int = 3  # cnn
     heads: int = 4  # transformer
     quantiles: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.5, 0.9])
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What a model reads and writes: steps of context and horizon, and its covariate columns."""
+
+    context: int
+    horizon: int
+    known: int = 0  # columns known in advance
+    past: int = 0  # columns observed up to the origin
 
 
 @keras.saving.register_keras_serializable(package="dlapps")
@@ -57,66 +71,103 @@ def _last_step(x, context: int):
     return layers.Flatten()(layers.Cropping1D((context - 1, 0))(x))
 
 
-def _input(context: int):
-    return keras.Input((context,), name="values")
+def _inputs(layout: Layout) -> dict:
+    inputs = {"values": keras.Input((layout.context,), name="values")}
+    if layout.known:
+        inputs["known"] = keras.Input((layout.context + layout.horizon, layout.known), name="known")
+    if layout.past:
+        inputs["past"] = keras.Input((layout.context, layout.past), name="past")
+    return inputs
+
+
+def _steps(inputs: dict, layout: Layout):
+    """[batch, context, 1 + past + known]: each context step's value and covariates, as channels."""
+    channels = [layers.Reshape((layout.context, 1))(inputs["values"])]
+    if "past" in inputs:
+        channels.append(inputs["past"])
+    if "known" in inputs:
+        channels.append(layers.Cropping1D((0, layout.horizon))(inputs["known"]))
+    return channels[0] if len(channels) == 1 else layers.Concatenate()(channels)
+
+
+def _covariates(inputs: dict, layout: Layout, ahead_only: bool = False) -> list:
+    """The covariates flattened: the known ones of the steps to forecast (``ahead_only``) or all of them."""
+    found = []
+    if "known" in inputs:
+        known = inputs["known"]
+        found.append(layers.Flatten()(layers.Cropping1D((layout.context, 0))(known) if ahead_only else known))
+    if "past" in inputs and not ahead_only:
+        found.append(layers.Flatten()(inputs["past"]))
+    return found
+
+
+def _joined(tensors: list):
+    return tensors[0] if len(tensors) == 1 else layers.Concatenate()(tensors)
 
 
 @MODELS.register("linear")
-def linear(config: ForecastModelConfig, context: int, horizon: int) -> keras.Model:
-    """One dense layer from the context to every step and quantile (an autoregression)."""
-    values = _input(context)
-    return keras.Model(values, _head(values, horizon, len(config.quantiles), 0.0), name="linear")
+def linear(config: ForecastModelConfig, layout: Layout) -> keras.Model:
+    """One dense layer from the context (and covariates) to every step and quantile: an autoregression."""
+    inputs = _inputs(layout)
+    features = _joined([inputs["values"], *_covariates(inputs, layout)])
+    return keras.Model(inputs, _head(features, layout.horizon, len(config.quantiles), 0.0), name="linear")
 
 
 @MODELS.register("mlp")
-def mlp(config: ForecastModelConfig, context: int, horizon: int) -> keras.Model:
-    """N-BEATS-style generic blocks: each explains part of the context (backcast) and adds its forecast."""
-    values = _input(context)
-    residual, forecasts = values, []
+def mlp(config: ForecastModelConfig, layout: Layout) -> keras.Model:
+    """N-BEATS-style generic blocks: each explains part of the context (backcast) and adds its forecast; with
+    covariates every block reads them beside the unexplained rest (as N-BEATSx does)."""
+    inputs = _inputs(layout)
+    covariates = _covariates(inputs, layout)
+    residual, forecasts = inputs["values"], []
     for _ in range(config.depth):
-        hidden = residual
+        hidden = _joined([residual, *covariates])
         for _ in range(2):
             hidden = layers.Dense(config.width, activation="relu")(hidden)
-        residual = layers.Subtract()([residual, layers.Dense(context)(hidden)])
+        residual = layers.Subtract()([residual, layers.Dense(layout.context)(hidden)])
         forecasts.append(layers.Dense(config.width)(hidden))
     summed = forecasts[0] if len(forecasts) == 1 else layers.Add()(forecasts)
-    return keras.Model(values, _head(summed, horizon, len(config.quantiles), config.dropout), name="mlp")
+    return keras.Model(inputs, _head(summed, layout.horizon, len(config.quantiles), config.dropout), name="mlp")
 
 
 @MODELS.register("cnn")
-def cnn(config: ForecastModelConfig, context: int, horizon: int) -> keras.Model:
+def cnn(config: ForecastModelConfig, layout: Layout) -> keras.Model:
     """Dilated causal convolutions (dilation 1, 2, 4, ...), residual; the last step's features forecast."""
-    values = _input(context)
-    x = layers.Conv1D(config.width, 1)(layers.Reshape((context, 1))(values))
+    inputs = _inputs(layout)
+    x = layers.Conv1D(config.width, 1)(_steps(inputs, layout))
     for level in range(config.depth):
         h = layers.Conv1D(
             config.width, config.kernel_size, padding="causal", dilation_rate=2**level, activation="relu"
         )(x)
         x = layers.Add()([x, h])
-    last = _last_step(x, context)
-    features = layers.Concatenate()([last, values])  # the raw context too: the level is not lost
-    return keras.Model(values, _head(features, horizon, len(config.quantiles), config.dropout), name="cnn")
+    last = _last_step(x, layout.context)
+    # The raw context too (the level is not lost), and the known covariates of the steps to forecast.
+    features = _joined([last, inputs["values"], *_covariates(inputs, layout, ahead_only=True)])
+    return keras.Model(inputs, _head(features, layout.horizon, len(config.quantiles), config.dropout), name="cnn")
 
 
 @MODELS.register("lstm")
-def lstm(config: ForecastModelConfig, context: int, horizon: int) -> keras.Model:
+def lstm(config: ForecastModelConfig, layout: Layout) -> keras.Model:
     """Stacked LSTMs over the context; the last state forecasts every step at once."""
-    values = _input(context)
-    x = layers.Reshape((context, 1))(values)
+    inputs = _inputs(layout)
+    x = _steps(inputs, layout)
     for level in range(config.depth):
         x = layers.LSTM(config.width, return_sequences=level < config.depth - 1)(x)
-    return keras.Model(values, _head(x, horizon, len(config.quantiles), config.dropout), name="lstm")
+    features = _joined([x, *_covariates(inputs, layout, ahead_only=True)])
+    return keras.Model(inputs, _head(features, layout.horizon, len(config.quantiles), config.dropout), name="lstm")
 
 
 @MODELS.register("transformer")
-def transformer(config: ForecastModelConfig, context: int, horizon: int) -> keras.Model:
+def transformer(config: ForecastModelConfig, layout: Layout) -> keras.Model:
     """Transformer encoder over the context steps (learned positions); pooled and last step forecast."""
-    values = _input(context)
+    inputs = _inputs(layout)
     dim = max(config.heads, config.width // config.heads * config.heads)
-    x = PositionEmbedding()(layers.Dense(dim)(layers.Reshape((context, 1))(values)))
+    x = PositionEmbedding()(layers.Dense(dim)(_steps(inputs, layout)))
     for _ in range(config.depth):
         x = encoder_block(x, config.heads, dim, config.dropout)
     x = layers.LayerNormalization()(x)
-    last = _last_step(x, context)
-    features = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), last])
-    return keras.Model(values, _head(features, horizon, len(config.quantiles), config.dropout), name="transformer")
+    pooled = [layers.GlobalAveragePooling1D()(x), _last_step(x, layout.context)]
+    features = _joined([*pooled, *_covariates(inputs, layout, ahead_only=True)])
+    return keras.Model(
+        inputs, _head(features, layout.horizon, len(config.quantiles), config.dropout), name="transformer"
+    )

@@ -29,7 +29,7 @@ from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.forecast import backtest, plots, scaling, series
-from pipelines.forecast.models import MODELS, ForecastModelConfig, PinballLoss
+from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss
 
 log = logging.getLogger(__name__)
 SOURCES = Registry("forecast data source")
@@ -48,6 +48,10 @@ class ForecastDataConfig:
     season: int | None = None  # steps per cycle, for seasonal naive and MASE (None: from the frequency)
     transform: str = "none"  # none | log | diff | log_diff (returns); forecasts are shown in the original units
     fill: str = "interpolate"  # missing steps and empty values: interpolate (linearly in time) | error
+    # Covariate columns: known in advance (calendar parts, planned prices: predict needs them for the steps
+    # to forecast, in rows after the last target value) or observed only up to each origin (volume).
+    known: list[str] = dataclasses.field(default_factory=list)
+    past: list[str] = dataclasses.field(default_factory=list)
     test_fraction: float = 0.2  # of each series, its last steps (at least one horizon)
     test_steps: int | None = None  # instead of the fraction
     validation_fraction: float = 0.1  # the steps before the test part
@@ -79,11 +83,13 @@ class ForecastData(Data):
     horizon: int = 0
     season: int = 1
     ends: list = dataclasses.field(default_factory=list)  # per series: (end of train part, end of validation part)
-    shift: np.ndarray | None = None  # per series
-    scale: np.ndarray | None = None
+    scaling: scaling.Scaling | None = None
+    layout: Layout | None = None
 
     def input_summary(self) -> str:
-        return f"{self.context} steps -> {self.horizon}, season {self.season}"
+        covariates = self.collection.covariates if self.collection else ()
+        given = f", covariates {', '.join(covariates)}" if covariates else ""
+        return f"{self.context} steps -> {self.horizon}, season {self.season}{given}"
 
 
 @SOURCES.register("csv")
@@ -214,14 +220,20 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         filled = sum(s.filled for s in found.series)
         if filled:
             log.info("%s: %s missing steps filled by linear interpolation", found.source, f"{filled:,}")
-        flat = np.concatenate([s.values for s in found.series]).astype(np.float32)
+        scaled = scaling.Scaling(
+            d.transform,
+            np.array([f[0] for f in fitted], np.float32),
+            np.array([f[1] for f in fitted], np.float32),
+            *scaling.fit_covariates([s.covariates[:end] for s, (end, _) in zip(found.series, ends)]),
+            known=len(d.known),
+        )
+        layout = Layout(context, horizon, known=len(d.known), past=len(d.past))
+        make = self.window_dataset(found, scaled, layout)
         offsets = np.cumsum([0, *(len(s.values) for s in found.series)])[:-1]
-        windows = {}
-        for split in ("train", "validation", "test"):
-            windows[split] = self.split_origins(found, ends, offsets, context, horizon, config.eval.stride, split)
-        shift = np.array([f[0] for f in fitted], np.float32)
-        scale = np.array([f[1] for f in fitted], np.float32)
-        make = self.window_dataset(flat, shift, scale, context, horizon, d.transform)
+        windows = {
+            split: self.split_origins(found, ends, offsets, context, horizon, config.eval.stride, split)
+            for split in ("train", "validation", "test")
+        }
         return ForecastData(
             train=make(*windows["train"], config, training=True),
             validation=make(*windows["validation"], config, training=False),
@@ -234,8 +246,9 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
                     "values": [s.values for s in found.series],
                     "times": [s.times.view(np.int64) for s in found.series],
                     "names": [s.name for s in found.series],
+                    "covariates": [list(found.covariates), *(s.covariates for s in found.series)],
                     "ends": [list(e) for e in ends],
-                    "shape": [season, horizon, context, d.transform],
+                    "shape": [season, horizon, context, d.transform, len(d.known)],
                 }
             ),
             collection=found,
@@ -243,8 +256,8 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
             horizon=horizon,
             season=season,
             ends=ends,
-            shift=shift,
-            scale=scale,
+            scaling=scaled,
+            layout=layout,
         )
 
     @staticmethod
@@ -263,20 +276,17 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         return np.concatenate(at), np.concatenate(index)
 
     @staticmethod
-    def window_dataset(flat, shift, scale, context, horizon, transform):
-        """(origins, series) -> batches of (inputs, targets) in model space, sliced from the series in the graph."""
-        values, shifts, scales = (tf.constant(a) for a in (flat, shift, scale))
-        past = tf.range(-context + 1, 1, dtype=tf.int64)
-        ahead = tf.range(1, horizon + 1, dtype=tf.int64)
+    def window_dataset(found: series.Collection, scaled: scaling.Scaling, layout: Layout):
+        """(origins, series) -> batches of (inputs, targets) in model space, sliced from the series in the graph
+        (all series end to end: an origin is a position in the concatenation)."""
+        values = tf.constant(np.concatenate([s.values for s in found.series]).astype(np.float32))
+        covariates = tf.constant(np.concatenate([s.covariates for s in found.series]).astype(np.float32))
+        ahead = tf.range(1, layout.horizon + 1, dtype=tf.int64)
 
         def to_model_space(at, index):
-            context_values = tf.gather(values, at[:, None] + past)
+            raw = raw_windows(values, covariates, at, layout)
             future = tf.gather(values, at[:, None] + ahead)
-            s, c = tf.gather(shifts, index), tf.gather(scales, index)
-            return (
-                scaling.model_inputs(context_values, s, c, transform),
-                scaling.model_targets(context_values, future, s, c, transform),
-            )
+            return scaled.inputs(raw, index), scaled.targets(raw["values"], future, index)
 
         def make(at, index, config, training):
             return batched(
@@ -291,7 +301,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         return make
 
     def build_model(self, config: ForecastConfig, data: ForecastData) -> keras.Model:
-        return self.models.get(config.model.name)(config.model, data.context, data.horizon)
+        return self.models.get(config.model.name)(config.model, data.layout)
 
     def compile_args(self, config: ForecastConfig, data: ForecastData) -> dict:
         return {"loss": PinballLoss(config.model.quantiles)}
@@ -299,32 +309,30 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
     # --- evaluation -------------------------------------------------------------------------------
 
     @staticmethod
-    def forecaster(model: keras.Model, shift, scale, transform: str):
-        """(raw context [batch, context], series index [batch]) -> quantiles [batch, horizon, q], original units."""
-        shifts, scales = tf.constant(shift, tf.float32), tf.constant(scale, tf.float32)
+    def forecaster(model: keras.Model, scaled: scaling.Scaling):
+        """(raw inputs, series index [batch]) -> quantiles [batch, horizon, q] in the original units."""
 
-        def forecast(values, index):
-            s, c = tf.gather(shifts, index), tf.gather(scales, index)
-            quantiles = model(scaling.model_inputs(values, s, c, transform), training=False)
-            return scaling.original_units(quantiles, values, s, c, transform)
+        def forecast(raw: dict, index):
+            quantiles = model(scaled.inputs(raw, index), training=False)
+            return scaled.original_units(quantiles, raw["values"], index)
 
         return forecast
 
     def backtest(self, model: keras.Model, data: ForecastData, config: ForecastConfig) -> dict:
         """Every test origin of every series: contexts, actuals, the model's quantiles and the baselines."""
-        forecast = tf.function(self.forecaster(model, data.shift, data.scale, config.data.transform))
+        forecast = tf.function(self.forecaster(model, data.scaling))
         parts = []
         for i, (s, ends) in enumerate(zip(data.collection.series, data.ends)):
             at = split_part_origins("test", len(s.values), ends, data.context, data.horizon, config.eval.stride)
             contexts, actual = backtest.windows(s.values, at, data.context, data.horizon)
+            values, covariates = (tf.constant(a, tf.float32) for a in (s.values, s.covariates))
+            chunks = [at[k : k + 1024] for k in range(0, len(at), 1024)]
             quantiles = np.concatenate(
                 [
-                    forecast(tf.constant(contexts[k : k + 1024], tf.float32), tf.fill([len(contexts[k : k + 1024])], i))
-                    .numpy()
-                    .astype(np.float64)
-                    for k in range(0, len(contexts), 1024)
+                    forecast(raw_windows(values, covariates, c, data.layout), tf.fill([len(c)], i)).numpy()
+                    for c in chunks
                 ]
-            )
+            ).astype(np.float64)
             parts.append(
                 {
                     "series": i,
@@ -442,8 +450,9 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         found = data.collection
         return {
             "series": [s.name for s in found.series],
-            "shift": data.shift.tolist(),
-            "scale": data.scale.tolist(),
+            "scaling": data.scaling.to_json(),
+            "known": list(data.collection.covariates[: data.layout.known]),
+            "past": list(data.collection.covariates[data.layout.known :]),
             "frequency": found.frequency.to_json(),
             "datetimes": found.datetimes,
             "time_column": found.time_column,
@@ -463,11 +472,9 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         f = self.stored(info)
         names = f["series"]
         # An id the model never saw is scaled by the average of the known series (the last row).
-        shift = np.array([*f["shift"], np.mean(f["shift"])], np.float32)
-        scale = np.array([*f["scale"], np.mean(f["scale"])], np.float32)
-        forecast = self.forecaster(model, shift, scale, config.data.transform)
+        forecast = self.forecaster(model, scaling.Scaling.from_json(f["scaling"]).with_unknown_series())
         median = config.model.quantiles.index(0.5)
-        specs = {"values": tf.TensorSpec([None, f["context"]], tf.float32, name="values")}
+        specs = {name: tf.TensorSpec(shape, tf.float32, name=name) for name, shape in self.covariate_shapes(f).items()}
         if len(names) > 1:
             specs["series"] = tf.TensorSpec([None], tf.string, name="series")
         known = tf.constant(names)
@@ -479,19 +486,35 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
                 index = tf.where(tf.reduce_any(match, axis=1), tf.argmax(tf.cast(match, tf.int32), axis=1), len(names))
             else:
                 index = tf.zeros(tf.shape(values)[:1], tf.int64)
-            quantiles = forecast(values, index)
+            quantiles = forecast({k: v for k, v in inputs.items() if k != "series"}, index)
             return {"forecast": quantiles[..., median], "quantiles": quantiles}
 
         return {"serving_default": (serve, [specs])}
 
+    @staticmethod
+    def covariate_shapes(f: dict) -> dict[str, list]:
+        """The raw inputs a forecast needs: ``values``, and ``known``/``past`` where the model reads covariates."""
+        shapes = {"values": [None, f["context"]]}
+        if f.get("known"):
+            shapes["known"] = [None, f["context"] + f["horizon"], len(f["known"])]
+        if f.get("past"):
+            shapes["past"] = [None, f["context"], len(f["past"])]
+        return shapes
+
     def serving_example(self, info: dict, config: ForecastConfig) -> dict[str, np.ndarray]:
         """Two windows of raw recent values: the first series' training level (diff models keep none: 100) with a
-        wave of 1% and 2% around it (positive wherever the level is, as log transforms need), and their ids."""
+        wave of 1% and 2% around it (positive wherever the level is, as log transforms need), covariates at
+        their training means, and the series ids."""
         f, transform = self.stored(info), config.data.transform
-        level = 100.0 if scaling.is_diff(transform) else f["shift"][0]
+        scaled = scaling.Scaling.from_json(f["scaling"])
+        level = 100.0 if scaling.is_diff(transform) else float(scaled.shift[0])
         level = np.exp(level) if transform == "log" else level  # the mean of the logs: a geometric mean
         wave = np.sin(np.arange(f["context"]) / 3.0)
         example = {"values": (level * (1 + np.stack([0.01 * wave, 0.02 * wave]))).astype(np.float32)}
+        means = {"known": scaled.covariate_shift[: scaled.known], "past": scaled.covariate_shift[scaled.known :]}
+        for name, shape in self.covariate_shapes(f).items():
+            if name != "values":
+                example[name] = np.broadcast_to(means[name], [2, *shape[1:]]).astype(np.float32)
         if len(f["series"]) > 1:
             example["series"] = np.array([f["series"][0]] * 2, object)
         return example
@@ -509,16 +532,29 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         yield csv_line(header)
         for path in inputs:
             for found in self.recent_series(path, f, config):
-                values = found.values[-f["context"] :].astype(np.float32)[None, :]
-                inputs_ = {"values": tf.constant(values)} | ({"series": tf.constant([found.name])} if multi else {})
-                out = serve(inputs_)["quantiles"].numpy()[0]
+                raw = self.recent_inputs(found, f)
+                request = {k: tf.constant(v[None]) for k, v in raw.items()}
+                out = serve(request | ({"series": tf.constant([found.name])} if multi else {}))["quantiles"].numpy()[0]
                 times = series.Frequency(**f["frequency"]).after(found.times[-1], f["horizon"])
                 for when, q in zip(format_times(times, f["datetimes"]), out):
                     median = q[levels.index(0.5)]
                     yield csv_line([found.name] * multi + [when, f"{median:.6g}", f"{q[0]:.6g}", f"{q[-1]:.6g}"])
 
+    @staticmethod
+    def recent_inputs(found: series.Series, f: dict) -> dict[str, np.ndarray]:
+        """One series' last ``context`` steps as raw model inputs; the known covariates run on into its future."""
+        context, known = f["context"], len(f.get("known", []))
+        raw = {"values": found.values[-context:].astype(np.float32)}
+        if known:
+            ahead = found.future[: f["horizon"], :known]
+            raw["known"] = np.concatenate([found.covariates[-context:, :known], ahead]).astype(np.float32)
+        if f.get("past"):
+            raw["past"] = found.covariates[-context:, known:].astype(np.float32)
+        return raw
+
     def recent_series(self, path: str, f: dict, config: ForecastConfig) -> list[series.Series]:
-        """The file's series, read with the training file's columns and frequency, each at least one context long."""
+        """The file's series, read with the training file's columns and frequency, each at least one context long
+        (and, for known covariates, with a row for each step to forecast after its last value)."""
         columns = dataclasses.replace(
             config.data,
             time_column=f["time_column"],
@@ -528,10 +564,16 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         frequency = series.Frequency(**f["frequency"])
         found = series.series_from_frame(series.read_table(path), columns, path, frequency)
         for s in found.series:
+            named = f" series '{s.name}':" if s.name else ""
             if len(s.values) < f["context"]:
-                named = f" series '{s.name}'" if s.name else ""
                 raise UserError(
                     f"{path}:{named} {len(s.values)} steps; the model forecasts from the last {f['context']}"
+                )
+            if f.get("known") and len(s.future) < f["horizon"]:
+                raise UserError(
+                    f"{path}:{named} {len(s.future)} rows after the last {f['target']} value; the model needs the "
+                    f"known covariates ({', '.join(f['known'])}) of the {f['horizon']} steps to forecast: add a row "
+                    f"for each, with {f['target']} left empty"
                 )
         return found.series
 
@@ -542,6 +584,20 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
     def example_inputs(self, folder: Path) -> list[str]:
         """The last 60 days of the example series."""
         return [str(write_example(folder / "recent.csv", 400, keep=60))]
+
+
+def raw_windows(values, covariates, at, layout: Layout) -> dict:
+    """The raw inputs of the windows whose last observed step is at positions ``at``: ``values`` [b, context],
+    ``known`` [b, context + horizon, k] (the steps to forecast too) and ``past`` [b, context, p]."""
+    at = tf.cast(at, tf.int64)[:, None]
+    observed = tf.range(-layout.context + 1, 1, dtype=tf.int64)
+    raw = {"values": tf.gather(values, at + observed)}
+    if layout.known:
+        around = tf.range(-layout.context + 1, layout.horizon + 1, dtype=tf.int64)
+        raw["known"] = tf.gather(covariates[:, : layout.known], at + around)
+    if layout.past:
+        raw["past"] = tf.gather(covariates[:, layout.known :], at + observed)
+    return raw
 
 
 def write_example(path: Path, days: int, keep: int | None = None) -> Path:

@@ -5,7 +5,8 @@ deviation; or, for ``diff`` and ``log_diff``, each step's change over the standa
 training changes. A diff model forecasts the change from the last observed value to each future step
 (a cumulative change, so each quantile of it is a quantile of the value: the transform is monotone).
 The same three functions turn a batch of raw windows into model inputs and targets in tf.data, and the
-model's quantiles back into the original units in evaluation and inside the exported SavedModel.
+model's quantiles back into the original units in evaluation and inside the exported SavedModel;
+``Scaling`` holds their statistics (and the covariates' standardisation) for a run.
 
 >>> import numpy as np
 >>> fit_scaling(np.array([1.0, 3.0, 5.0]), "none")  # mean and standard deviation
@@ -15,6 +16,8 @@ model's quantiles back into the original units in evaluation and inside the expo
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -88,3 +91,59 @@ def original_units(
     base = _forward(values[:, -1], transform) if is_diff(transform) else shift
     z = quantiles * scale[:, None, None] + base[:, None, None]
     return tf.exp(z) if is_log(transform) else z
+
+
+def fit_covariates(train_parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, scale) per covariate column: mean and spread over the training parts of every series."""
+    columns = np.concatenate(train_parts)  # [steps, columns]; no columns: two empty arrays
+    scale = np.array([_spread(columns[:, j], fallback=1.0) for j in range(columns.shape[1])])
+    return columns.mean(axis=0).astype(np.float32), scale.astype(np.float32)
+
+
+@dataclasses.dataclass
+class Scaling:
+    """Everything that turns raw windows into model space and back: the transform, each series' (shift, scale)
+    and each covariate column's; run.json keeps it, so predict and the SavedModel scale as training did."""
+
+    transform: str
+    shift: np.ndarray  # [series]
+    scale: np.ndarray
+    covariate_shift: np.ndarray  # [columns]: the known ones, then the past ones
+    covariate_scale: np.ndarray
+    known: int  # how many of the columns are known in advance
+
+    def inputs(self, raw: dict, index: tf.Tensor) -> dict:
+        """Raw ``values`` [batch, context] (and ``known``, ``past``) of series ``index`` -> the model's inputs."""
+        s, c = self._series(index)
+        found = {"values": model_inputs(raw["values"], s, c, self.transform)}
+        shift, scale = (tf.constant(a, tf.float32) for a in (self.covariate_shift, self.covariate_scale))
+        if "known" in raw:
+            found["known"] = (raw["known"] - shift[: self.known]) / scale[: self.known]
+        if "past" in raw:
+            found["past"] = (raw["past"] - shift[self.known :]) / scale[self.known :]
+        return found
+
+    def targets(self, values: tf.Tensor, future: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        return model_targets(values, future, *self._series(index), self.transform)
+
+    def original_units(self, quantiles: tf.Tensor, values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        return original_units(quantiles, values, *self._series(index), self.transform)
+
+    def _series(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        shifts, scales = (tf.constant(a, tf.float32) for a in (self.shift, self.scale))
+        return tf.gather(shifts, index), tf.gather(scales, index)
+
+    def with_unknown_series(self) -> Scaling:
+        """One more series, scaled by the average of the known ones: for an id the model never saw."""
+        return dataclasses.replace(
+            self, shift=np.append(self.shift, np.mean(self.shift)), scale=np.append(self.scale, np.mean(self.scale))
+        )
+
+    def to_json(self) -> dict:
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, found: dict) -> Scaling:
+        arrays = {k: np.asarray(found.get(k, []), np.float32) for k in ("shift", "scale")}
+        arrays |= {k: np.asarray(found.get(k, []), np.float32) for k in ("covariate_shift", "covariate_scale")}
+        return cls(transform=found["transform"], known=found.get("known", 0), **arrays)

@@ -11,6 +11,10 @@ The rules, in the order they apply (README "forecast" lists them too):
 - Steps with no row and rows with no target value are missing values: ``data.fill=interpolate`` (default)
   fills them linearly in time, ``data.fill=error`` refuses the first one, naming its line or place.
 - A target that is not a number, or is infinite, is refused naming its line; so is a constant series.
+- Covariates (``data.known``: known in advance, like calendar parts or planned prices; ``data.past``: observed
+  only up to each origin, like volume) follow the same rules, each column on its own.
+- Rows after a series' last target value are its future: they carry the known covariates of the steps to
+  forecast (``predict`` needs ``horizon`` of them); training reads none of them.
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ class Series:
     times: np.ndarray  # datetime64[ns] or int64
     values: np.ndarray  # float64, missing steps filled
     lines: np.ndarray  # the file line of each step (0: filled)
+    covariates: np.ndarray  # [steps, columns] float64, the known columns then the past ones, filled like values
+    future: np.ndarray  # [steps after the last target value, columns]: the rows that forecasts are asked for
 
     @property
     def filled(self) -> int:
@@ -115,6 +121,7 @@ class Collection:
     time_column: str
     series_column: str | None
     datetimes: bool  # times are dates (not integer steps)
+    covariates: tuple[str, ...] = ()  # the known columns, then the past ones
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -175,17 +182,17 @@ def parse_times(column: pd.Series, name: str, source: str) -> tuple[np.ndarray, 
     return parsed.to_numpy().astype("datetime64[ns]"), True
 
 
-def parse_target(column: pd.Series, name: str, source: str) -> np.ndarray:
+def parse_numbers(column: pd.Series, name: str, source: str, role: str = "target") -> np.ndarray:
     """Numbers, NaN where the cell is empty; text or infinity is refused naming the line."""
     text = column.str.strip()
     empty = text.isin(["", "NA", "NaN", "nan", "null"])
     numbers = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(np.isnan(numbers) & ~empty.to_numpy())
     if len(bad):
-        raise UserError(f"{source}, line {bad[0] + 2}: target '{name}' is '{text.iloc[bad[0]]}', not a number")
+        raise UserError(f"{source}, line {bad[0] + 2}: {role} '{name}' is '{text.iloc[bad[0]]}', not a number")
     infinite = np.flatnonzero(np.isinf(numbers))
     if len(infinite):
-        raise UserError(f"{source}, line {infinite[0] + 2}: target '{name}' is infinite; give a finite value")
+        raise UserError(f"{source}, line {infinite[0] + 2}: {role} '{name}' is infinite; give a finite value")
     return numbers
 
 
@@ -206,9 +213,18 @@ def infer_frequency(times: np.ndarray, datetimes: bool, source: str) -> Frequenc
 
 
 def regular_series(
-    name: str, times: np.ndarray, values: np.ndarray, lines: np.ndarray, frequency: Frequency, fill: str, where: str
+    name: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    lines: np.ndarray,
+    frequency: Frequency,
+    fill: str,
+    where: str,
+    covariates: np.ndarray,
+    covariate_names: tuple[str, ...] = (),
 ) -> Series:
-    """Every step from the first time to the last, missing ones filled (or refused) by the ``fill`` rule."""
+    """Every step from the first time to the last, missing ones filled (or refused) by the ``fill`` rule; the
+    series ends at its last target value, and the rows after it are its future (covariates only)."""
     positions = frequency.positions(times)
     off_grid = np.flatnonzero(positions != np.round(positions))
     if len(off_grid):
@@ -217,28 +233,51 @@ def regular_series(
             f"{frequency.describe()} steps after the first; the times fit no regular frequency"
         )
     steps = np.round(positions).astype(np.int64)
-    length = int(steps[-1]) + 1
+    total = int(steps[-1]) + 1  # the future rows too
     present = ~np.isnan(values)
-    if length - len(steps) > MAX_MISSING * length:  # steps with no row at all: the times are not regular
+    if not present.any():
+        raise UserError(f"{where}: no target values; a series needs values to learn from")
+    if total - len(steps) > MAX_MISSING * total:  # steps with no row at all: the times are not regular
         raise UserError(
             f"{where}: the times fit no regular frequency: every {frequency.describe()} leaves "
-            f"{length - len(steps):,} of {length:,} steps without a row; resample the data to a regular step"
+            f"{total - len(steps):,} of {total:,} steps without a row; resample the data to a regular step"
         )
+    length = int(steps[present][-1]) + 1
+    if fill == "error":
+        check_complete(steps, present, lines, times, covariates, covariate_names, where)
     full_lines = np.zeros(length, np.int64)
     full_lines[steps[present]] = lines[present]
-    if fill == "error" and length > present.sum():
-        raise UserError(
-            f"{where}: {_first_missing(steps, present, lines, times)}; fill it in, or train with "
-            "--set data.fill=interpolate"
-        )
-    grid = frequency.after(times[0], length - 1) if length > 1 else times[:0]
+    grid = frequency.after(times[0], total - 1) if total > 1 else times[:0]
     full_times = np.concatenate([times[:1], grid]).astype(times.dtype)
     full_values = np.interp(np.arange(length), steps[present], values[present])
     if np.ptp(full_values) == 0:
         raise UserError(
             f"{where}: the target is constant ({full_values[0]:g} at every step); there is nothing to forecast"
         )
-    return Series(name, full_times, full_values, full_lines)
+    filled = np.zeros((total, len(covariate_names)))
+    for j, column in enumerate(covariate_names):
+        given = ~np.isnan(covariates[:, j])
+        if not given.any():
+            raise UserError(f"{where}: covariate '{column}' has no values; fill the column or leave it out")
+        filled[:, j] = np.interp(np.arange(total), steps[given], covariates[given, j])
+    return Series(name, full_times[:length], full_values, full_lines, filled[:length], filled[length:])
+
+
+def check_complete(steps, present, lines, times, covariates, covariate_names, where) -> None:
+    """``data.fill=error``: the first missing step, target value or covariate value, by its line or place."""
+    inside = steps <= steps[present][-1]
+    if present.sum() < steps[present][-1] + 1:  # a step of the series without a row or without a value
+        problem = _first_missing(steps[inside], present[inside], lines[inside], times[inside])
+    elif len(steps) < steps[-1] + 1:  # a gap among the future rows
+        problem = _first_missing(steps, np.ones(len(steps), bool), lines, times)
+    else:
+        empty = [(np.flatnonzero(np.isnan(covariates[:, j])), c) for j, c in enumerate(covariate_names)]
+        empty = [(lines[found[0]], c) for found, c in empty if len(found)]
+        if not empty:
+            return
+        line, column = min(empty)
+        problem = f"line {line}: no value for covariate '{column}'"
+    raise UserError(f"{where}: {problem}; fill it in, or train with --set data.fill=interpolate")
 
 
 def read_series(path: str, d) -> Collection:
@@ -251,15 +290,19 @@ def series_from_frame(frame: pd.DataFrame, d, source: str, frequency: Frequency 
     the one training found (a few recent rows may not show it)."""
     time_column = pick_column(frame, d.time_column, TIME_NAMES, "time", source) or frame.columns[0]
     series_column = pick_column(frame, d.series_column, SERIES_NAMES, "series id", source)
-    target = choose_target(frame, d.target, {time_column, series_column}, source)
+    covariate_names = pick_covariates(frame, d, {time_column, series_column, d.target}, source)
+    target = choose_target(frame, d.target, {time_column, series_column, *covariate_names}, source)
     if target in (time_column, series_column):
         raise UserError(f"{source}: column '{target}' cannot be both the target and the time or series id")
     times, datetimes = parse_times(frame[time_column], time_column, source)
-    values = parse_target(frame[target], target, source)
+    values = parse_numbers(frame[target], target, source)
+    covariates = np.zeros((len(frame), len(covariate_names)))
+    for j, column in enumerate(covariate_names):
+        covariates[:, j] = parse_numbers(frame[column], column, source, "covariate")
     ids = frame[series_column].str.strip().to_numpy() if series_column else np.full(len(frame), "", object)
     lines = np.arange(len(frame), dtype=np.int64) + 2  # line 1 is the header
     order = np.lexsort((times, ids))
-    times, values, ids, lines = times[order], values[order], ids[order], lines[order]
+    times, values, covariates, ids, lines = times[order], values[order], covariates[order], ids[order], lines[order]
     check_duplicates(times, ids, lines, source)
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     parts = [slice(a, b) for a, b in zip(starts, [*starts[1:], len(ids)])]
@@ -270,10 +313,34 @@ def series_from_frame(frame: pd.DataFrame, d, source: str, frequency: Frequency 
     if frequency is None:
         frequency = _common_frequency([infer_frequency(times[p], datetimes, where[p.start]) for p in parts])
     series = [
-        regular_series(str(ids[p.start]), times[p], values[p], lines[p], frequency, d.fill, where[p.start])
+        regular_series(
+            str(ids[p.start]),
+            times[p],
+            values[p],
+            lines[p],
+            frequency,
+            d.fill,
+            where[p.start],
+            covariates[p],
+            covariate_names,
+        )
         for p in parts
     ]
-    return Collection(series, frequency, source, target, time_column, series_column, datetimes)
+    return Collection(series, frequency, source, target, time_column, series_column, datetimes, covariate_names)
+
+
+def pick_covariates(frame: pd.DataFrame, d, taken: set, source: str) -> tuple[str, ...]:
+    """The ``data.known`` columns, then the ``data.past`` ones: each present, named once, none a taken column."""
+    names = (*d.known, *d.past)
+    for name in names:
+        if name not in frame.columns:
+            raise UserError(f"{source}: no covariate column '{name}'; the columns are: {', '.join(frame.columns)}")
+        if name in taken:
+            raise UserError(f"{source}: column '{name}' is the time, series id or target; it cannot be a covariate")
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"column '{twice}' is named twice in data.known and data.past; name each covariate once")
+    return names
 
 
 def check_duplicates(times: np.ndarray, ids: np.ndarray, lines: np.ndarray, source: str) -> None:

@@ -5,19 +5,30 @@ import pytest
 import tensorflow as tf
 
 from pipelines.forecast import backtest, scaling
-from pipelines.forecast.models import MODELS, ForecastModelConfig, PinballLoss
+from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss
 
 
+@pytest.mark.parametrize("covariates", [(0, 0), (2, 1)], ids=["values", "covariates"])
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_model_forecasts_each_step_and_quantile_and_trains_on_the_pinball_loss(name, tmp_path):
+def test_every_model_forecasts_each_step_and_quantile_and_trains_on_the_pinball_loss(name, covariates, tmp_path):
     import keras
 
     config = ForecastModelConfig(name=name, width=8, depth=2, heads=2)
-    model = MODELS.get(name)(config, 12, 4)
+    layout = Layout(12, 4, *covariates)
+    model = MODELS.get(name)(config, layout)
     model.compile(optimizer="adam", loss=PinballLoss(config.quantiles))
-    x, y = np.random.default_rng(0).normal(size=(8, 12)).astype("float32"), np.zeros((8, 4), "float32")
-    model.fit(x, y, epochs=1, verbose=0)
+    rng = np.random.default_rng(0)
+    x = {"values": rng.normal(size=(8, 12)).astype("float32")}
+    if layout.known:
+        x["known"] = rng.normal(size=(8, 16, layout.known)).astype("float32")
+    if layout.past:
+        x["past"] = rng.normal(size=(8, 12, layout.past)).astype("float32")
+    model.fit(x, np.zeros((8, 4), "float32"), epochs=1, verbose=0)
     assert model.predict(x, verbose=0).shape == (8, 4, 3)
+    if layout.known:  # the known values of the steps to forecast reach the forecast
+        changed = {**x, "known": x["known"].copy()}
+        changed["known"][:, -1] += 10
+        assert not np.allclose(model.predict(changed, verbose=0), model.predict(x, verbose=0))
     model.save(tmp_path / "m.keras")  # registered layers and loss only: loads in safe mode
     keras.models.load_model(tmp_path / "m.keras")
 

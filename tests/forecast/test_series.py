@@ -39,6 +39,22 @@ def test_fill_error_refuses_the_first_missing_value_by_line():
         read(frame(t=[0, 1, 3, 4], value=[0.0, 1.0, 3.0, 4.0]), fill="error")
 
 
+def test_covariates_are_filled_like_the_target_and_rows_after_the_last_value_are_the_future():
+    table = frame(
+        t=[0, 1, 2, 3, 4, 6, 5],  # unsorted; steps 5 and 6 have no target value: the future
+        y=[1.0, 2.0, 3.0, 4.0, 5.0, "", ""],
+        promo=[0, 1, "", 1, 0, 1, 0],
+        volume=[7, 8, 9, 10, 11, "", ""],
+    )
+    found = read(table, known=["promo"], past=["volume"])
+    (s,) = found.series
+    assert found.covariates == ("promo", "volume") and s.values.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert s.covariates.tolist() == [[0, 7], [1, 8], [1, 9], [1, 10], [0, 11]]  # promo at step 2 interpolated
+    assert s.future[:, 0].tolist() == [0, 1]  # steps 5 and 6, in time order
+    with pytest.raises(UserError, match=r"line 4: no value for covariate 'promo'"):
+        read(table, known=["promo"], fill="error")
+
+
 def test_weekday_dates_are_business_days_and_holidays_are_gaps():
     days = pd.bdate_range("2024-01-01", periods=30).delete(10)  # one holiday
     found = read(frame(Date=days.strftime("%Y-%m-%d"), Open=range(29), Close=np.arange(29) + 0.5))
