@@ -180,7 +180,15 @@ def start_cli(*args) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a shell delivers it: a test worker may ignore SIGINT, and a child inherits that
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finished_epochs(run: Path) -> int:

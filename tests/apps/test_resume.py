@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers import FAST, dlapps, killed_then_resumed, optimizer_steps, start_cli, wait_for_epoch
 
-EPOCHS, STEPS = 40, 4
+EPOCHS, STEPS = 120, 4  # long enough that the first run is still training when Ctrl-C comes
 
 
 def test_interrupt_then_kill_then_resume(tmp_path):
