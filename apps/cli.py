@@ -187,11 +187,13 @@ def evaluate_command(domain: str) -> click.Command:
     def evaluate(run_dir, verbose):
         """Evaluate a run's model on its test split: metrics.json, samples/*.png, logs/eval."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
+        from pipelines.core.tracking import Tracker
         from pipelines.core.training import check_same_data, load_data
 
         data = load_data(pipeline, config)
         check_same_data(run, data)
         metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
+        Tracker(run, config.track, domain).log_evaluation(metrics, step=config.train.epochs)
         click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
 
     return evaluate
@@ -250,11 +252,13 @@ def export_command(domain: str) -> click.Command:
         """Export a run's model: a SavedModel on raw input (and TFLite from it)."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         from pipelines.core import export as exporter
+        from pipelines.core.tracking import Tracker
 
         endpoints = pipeline.serving_endpoints(model, run.info(), config)
         path = exporter.export_saved_model(model, endpoints, run.saved_model)
         if fmt == "tflite":
             path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
+        Tracker(run, config.track, domain).log_export(path)
         click.echo(str(path))
 
     return export

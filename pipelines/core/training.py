@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from pipelines.core import callbacks as shared_callbacks
+from pipelines.core import tracking
 from pipelines.core.config import TrainConfig, dump_yaml, flatten, to_dict
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Pipeline
@@ -86,6 +87,7 @@ def steps_per_epoch(data: Data, train_config: TrainConfig) -> int:
 def load_data(pipeline: Pipeline, config: Any) -> Data:
     """The settings checked, then the data read (train, evaluate and --resume all start here)."""
     pipeline.check_settings(config)
+    tracking.check(config.track)
     return pipeline.load_data(config)
 
 
@@ -117,6 +119,22 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
     ``callbacks`` are added to the shared ones (benchmarks use it to time the way to an accuracy).
     """
     started = time.time()
+    tracker = tracking.Tracker(run, config.track, pipeline.domain)
+    tracker.start(config, pipeline.task, data.source, data.fingerprint)
+    try:
+        metrics = _fit_and_evaluate(pipeline, config, data, model, run, [tracker.callback(), *callbacks], started)
+    except KeyboardInterrupt:
+        tracker.finish("interrupted")
+        raise
+    except BaseException:
+        tracker.finish("failed")
+        raise
+    tracker.log_evaluation(metrics, step=config.train.epochs)
+    tracker.finish("complete")
+    return metrics
+
+
+def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) -> dict:
     if run.info().get("status") == "trained":
         # Killed after fit had finished (while saving or evaluating): only the evaluation is left.
         model = keras.models.load_model(run.model, compile=False)

@@ -28,6 +28,7 @@ from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, csv_
 from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
+from pipelines.core.tracking import TrackConfig
 from pipelines.forecast import backtest, plots, scaling, series
 from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss
 
@@ -74,6 +75,7 @@ class ForecastConfig:
         )
     )
     eval: ForecastEvalConfig = dataclasses.field(default_factory=ForecastEvalConfig)
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Endpoints, LabelledData, csv_line
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
+from pipelines.core.tracking import TrackConfig
 from pipelines.fraud import data as fraud_data
 from pipelines.fraud import models as fraud_models
 from pipelines.fraud import protocol, table
@@ -104,6 +105,7 @@ class FraudConfig:
         )
     )
     eval: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(decision="f1", sample_images=0))
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 @dataclasses.dataclass

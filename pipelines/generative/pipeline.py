@@ -22,6 +22,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Endpoints, LabelledData, Pipeline, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
+from pipelines.core.tracking import TrackConfig
 from pipelines.generative import models as generative_models
 from pipelines.generative import quality
 from pipelines.generative.models import Shape
@@ -77,6 +78,7 @@ class GenerativeConfig:
         )
     )
     eval: GenerativeEvalConfig = dataclasses.field(default_factory=GenerativeEvalConfig)
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 @dataclasses.dataclass

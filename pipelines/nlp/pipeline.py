@@ -22,6 +22,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
+from pipelines.core.tracking import TrackConfig
 from pipelines.nlp import data as text_data
 from pipelines.nlp import models as text_models
 from pipelines.nlp import projector
@@ -86,6 +87,7 @@ class NlpConfig:
     model: NlpModelConfig = dataclasses.field(default_factory=NlpModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32))
     eval: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(decision="f1", sample_images=0))
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.core.tfds_splits import prepared_builder, split_slices
+from pipelines.core.tracking import TrackConfig
 from pipelines.nlp import seq2seq
 from pipelines.nlp.data import SPLITS, table_rows
 
@@ -102,6 +103,7 @@ class TranslationConfig:
         )
     )
     eval: TranslationEvalConfig = dataclasses.field(default_factory=TranslationEvalConfig)
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 @dataclasses.dataclass

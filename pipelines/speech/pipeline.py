@@ -21,6 +21,7 @@ from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
+from pipelines.core.tracking import TrackConfig
 from pipelines.speech import audio
 from pipelines.speech import data as speech_data
 from pipelines.speech import models as speech_models
@@ -76,6 +77,7 @@ class SpeechConfig:
     model: SpeechModelConfig = dataclasses.field(default_factory=SpeechModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=40, batch_size=64))
     eval: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(sample_images=8))
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 @dataclasses.dataclass

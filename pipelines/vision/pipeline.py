@@ -15,6 +15,7 @@ from pipelines.core.config import EvalConfig, TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
+from pipelines.core.tracking import TrackConfig
 from pipelines.vision import data as vision_data
 from pipelines.vision import models as vision_models
 
@@ -50,6 +51,7 @@ class VisionConfig:
     model: VisionModelConfig = dataclasses.field(default_factory=VisionModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=30, batch_size=64))
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    track: TrackConfig = dataclasses.field(default_factory=TrackConfig)
 
 
 class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
