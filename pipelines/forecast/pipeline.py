@@ -476,7 +476,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         # An id the model never saw is scaled by the average of the known series (the last row).
         forecast = self.forecaster(model, scaling.Scaling.from_json(f["scaling"]).with_unknown_series())
         median = config.model.quantiles.index(0.5)
-        specs = {name: tf.TensorSpec(shape, tf.float32, name=name) for name, shape in self.covariate_shapes(f).items()}
+        specs = {name: tf.TensorSpec(shape, tf.float32, name=name) for name, shape in self.input_shapes(f).items()}
         if len(names) > 1:
             specs["series"] = tf.TensorSpec([None], tf.string, name="series")
         known = tf.constant(names)
@@ -494,7 +494,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         return {"serving_default": (serve, [specs])}
 
     @staticmethod
-    def covariate_shapes(f: dict) -> dict[str, list]:
+    def input_shapes(f: dict) -> dict[str, list]:
         """The raw inputs a forecast needs: ``values``, and ``known``/``past`` where the model reads covariates."""
         shapes = {"values": [None, f["context"]]}
         if f.get("known"):
@@ -514,7 +514,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         wave = np.sin(np.arange(f["context"]) / 3.0)
         example = {"values": (level * (1 + np.stack([0.01 * wave, 0.02 * wave]))).astype(np.float32)}
         means = {"known": scaled.covariate_shift[: scaled.known], "past": scaled.covariate_shift[scaled.known :]}
-        for name, shape in self.covariate_shapes(f).items():
+        for name, shape in self.input_shapes(f).items():
             if name != "values":
                 example[name] = np.broadcast_to(means[name], [2, *shape[1:]]).astype(np.float32)
         if len(f["series"]) > 1:

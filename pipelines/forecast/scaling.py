@@ -144,6 +144,5 @@ class Scaling:
 
     @classmethod
     def from_json(cls, found: dict) -> Scaling:
-        arrays = {k: np.asarray(found.get(k, []), np.float32) for k in ("shift", "scale")}
-        arrays |= {k: np.asarray(found.get(k, []), np.float32) for k in ("covariate_shift", "covariate_scale")}
-        return cls(transform=found["transform"], known=found.get("known", 0), **arrays)
+        arrays = {k: np.asarray(found[k], np.float32) for k in ("shift", "scale", "covariate_shift", "covariate_scale")}
+        return cls(transform=found["transform"], known=found["known"], **arrays)
