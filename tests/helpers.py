@@ -3,6 +3,7 @@
 import collections
 import gzip
 import json
+import os
 import subprocess
 import sys
 import time
@@ -50,6 +51,19 @@ def shape_image(kind: int, size: int, channels: int, rng) -> np.ndarray:
     else:
         image[:, size // 2 - 2 : size // 2 + 2] = 230
     return image
+
+
+def odd_image_folder(root: Path, per_class: int = 8) -> Path:
+    """Three classes of 16x16 PNGs in ``<class>/sub\\xfe/<i>\\xff.png``, the classes caf\\xe9 (café in Latin-1),
+    café (UTF-8) and plain: names that are not UTF-8 bytes (Linux allows any bytes but / and NUL) beside one
+    that is and one that is ASCII."""
+    rng = np.random.default_rng(0)
+    for kind, name in enumerate([b"caf\xe9", "café".encode(), b"plain"]):
+        folder = root / os.fsdecode(name) / os.fsdecode(b"sub\xfe")
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            (folder / os.fsdecode(b"%d\xff.png" % i)).write_bytes(encode(shape_image(kind, 16, 1, rng), "png"))
+    return root
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

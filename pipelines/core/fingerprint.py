@@ -12,6 +12,7 @@ differs (another split would put training examples into the test split).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,13 @@ def _frame(sha, kind: bytes, payload: bytes) -> None:
     sha.update(kind + len(payload).to_bytes(8, "little") + payload)
 
 
-def folder_examples(paths: Iterable[str], labels: Iterable[int], contents: Iterable[str], root: Path) -> list:
+def folder_examples(paths: Iterable[str | bytes], labels: Iterable[int], contents: Iterable[str], root: Path) -> list:
     """(path relative to ``root``, label, fingerprint of the file's bytes) per file: a folder's examples, wherever
     it is mounted. The content fingerprints come from the pass that checks every file (``tf.fingerprint`` of the
-    bytes it read), so a folder is read once for both."""
-    return [(str(Path(p).relative_to(root)), int(label), str(c)) for p, label, c in zip(paths, labels, contents)]
+    bytes it read), so a folder is read once for both. A path is kept as text, its non-UTF-8 bytes as Python's
+    surrogate escapes (``os.fsdecode``): :func:`digest` hashes those exactly, so each name has one fixed digest, and
+    UTF-8 names hash as they did before (as bytes they would not, and earlier runs would no longer match)."""
+    return [
+        (str(Path(os.fsdecode(p)).relative_to(root)), int(label), str(c))
+        for p, label, c in zip(paths, labels, contents)
+    ]

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
+from pipelines.core.names import shown
 from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
 
@@ -97,8 +98,10 @@ class LabelledData(Data):
 
 
 def one_line(text: str) -> str:
-    """An input as one tab-free line of predict's output (texts may hold tabs and newlines)."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    """An input as one printable, tab-free line of predict's output: tabs and newlines (texts hold them) escaped,
+    and a file name's bytes that are not UTF-8 :func:`~pipelines.core.names.shown` (after the backslashes are
+    doubled, so a ``\\xNN`` it writes is never a name's own)."""
+    return shown(text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r"))
 
 
 def csv_line(fields: list) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.core.errors import UserError
+from pipelines.core.names import shown
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
@@ -87,13 +88,13 @@ def decoded(path: Path, encoding: str) -> str:
     try:
         raw = path.read_bytes()
     except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror}") from None
+        raise UserError(f"cannot read {shown(path)}: {err.strerror}") from None
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise UserError(
-            f"{path} line {line}: bytes that are not {encoding} ({raw[err.start : err.start + 4]!r}); "
+            f"{shown(path)} line {line}: bytes that are not {encoding} ({raw[err.start : err.start + 4]!r}); "
             f"convert the file, or set data.encoding (e.g. latin-1)"
         ) from None
     except LookupError:
@@ -227,7 +228,10 @@ def table_source(config: Any) -> RawText:
 
 
 def class_folders(root: Path) -> dict[str, list[Path]]:
-    return {d.name: sorted(d.glob("*.txt")) for d in sorted(root.iterdir()) if d.is_dir() and any(d.glob("*.txt"))}
+    """Class name (the subfolder's, :func:`~pipelines.core.names.shown`) -> its .txt files."""
+    return {
+        shown(d.name): sorted(d.glob("*.txt")) for d in sorted(root.iterdir()) if d.is_dir() and any(d.glob("*.txt"))
+    }
 
 
 def read_texts(paths: list[Path], encoding: str) -> list[str]:
@@ -256,14 +260,14 @@ def folder_source(config: Any) -> RawText:
             read_texts([p for p, _ in train_paths], config.encoding),
             [c for _, c in train_paths],
             config,
-            root.name,
+            shown(root.name),
             official_test=official,
         )
     folders = class_folders(root)
     if not folders:
         raise UserError(f"{root} has no subfolders with .txt files; make one subfolder of .txt files per class")
     paths = [(p, c) for c, files in folders.items() for p in files]
-    return labelled(read_texts([p for p, _ in paths], config.encoding), [c for _, c in paths], config, root.name)
+    return labelled(read_texts([p for p, _ in paths], config.encoding), [c for _, c in paths], config, shown(root.name))
 
 
 # --- tfds -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest, folder_examples
+from pipelines.core.names import shown
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
@@ -43,7 +45,9 @@ class RawAudio:
 
 @dataclasses.dataclass
 class Clip:
-    path: str
+    """One WAV file: its path (bytes, as TensorFlow reads it) and the names from its file or folder name (shown)."""
+
+    path: bytes
     label: str
     speaker: str | None = None
     index: int | None = None
@@ -151,7 +155,7 @@ def folder_source(config: Any) -> RawAudio:
     rate = Counter(rates).most_common(1)[0][0]
     contents = np.array(contents)
     examples = {name: folder_examples(paths[idx], labels[idx], contents[idx], root) for name, idx in parts.items()}
-    return RawAudio(splits, sizes, class_names, rate, f"WAV folder {root}", digest([class_names, examples]))
+    return RawAudio(splits, sizes, class_names, rate, f"WAV folder {shown(root)}", digest([class_names, examples]))
 
 
 @SOURCES.register("tfds")
@@ -215,13 +219,13 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
         regex = pattern_regex(label_pattern)
         clips, unmatched = [], []
         for path in top:
-            match = regex.fullmatch(path.stem)
+            # Matched against the shown stem, so the label and speaker are names a person can read and type.
+            match = regex.fullmatch(shown(path.stem))
             if match is None:
-                unmatched.append(path.name)
+                unmatched.append(shown(path.name))
                 continue
             fields = match.groupdict()
-            index = fields.get("index")
-            clips.append(Clip(str(path), fields["label"], fields.get("speaker"), None if index is None else int(index)))
+            clips.append(_clip(path, fields["label"], fields))
         if unmatched:
             what = "none" if not clips else f"{len(unmatched)}"
             raise UserError(
@@ -238,16 +242,20 @@ def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
     clips = []
     for folder in class_dirs:
         for path in _wavs(folder, recursive=True):
-            match = regex.fullmatch(path.stem)
-            fields = match.groupdict() if match else {}
-            index = fields.get("index")
-            clips.append(Clip(str(path), folder.name, fields.get("speaker"), None if index is None else int(index)))
+            match = regex.fullmatch(shown(path.stem))
+            clips.append(_clip(path, shown(folder.name), match.groupdict() if match else {}))
     if not clips:
         raise UserError(
             f"no .wav files in {root} or its subfolders; put each class's clips in {root}/<class>/ "
             "or name them like 7_theo_12.wav"
         )
     return clips
+
+
+def _clip(path: Path, label: str, fields: dict) -> Clip:
+    """The clip at ``path``, with the speaker and index that data.label_pattern found in its name (if any)."""
+    index = fields.get("index")
+    return Clip(os.fsencode(path), label, fields.get("speaker"), None if index is None else int(index))
 
 
 def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[list[Clip], list[int], list[str]]:
@@ -263,7 +271,7 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
 
     ds = tf.data.Dataset.from_tensor_slices([c.path for c in clips])
     found = {
-        p.decode(): (int(n), int(r), f.tobytes().hex())
+        p: (int(n), int(r), f.tobytes().hex())
         for p, n, r, f in ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .ignore_errors()
         .as_numpy_iterator()
@@ -272,12 +280,12 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
     empty = [c.path for c in clips if found.get(c.path, (1, 0))[0] == 0]
     for bad, what in ((unreadable, "not readable WAV files"), (empty, "WAV files with no samples")):
         if bad and on_bad_file != "skip":
-            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            named = ", ".join(map(shown, bad[:3])) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise UserError(
-                f"{len(bad)} file(s) under {root} are {what}: {shown}; remove them or --set data.on_bad_file=skip"
+                f"{len(bad)} file(s) under {root} are {what}: {named}; remove them or --set data.on_bad_file=skip"
             )
         if bad:
-            log.warning("skipped %d file(s) under %s (%s): %s", len(bad), root, what, ", ".join(bad[:10]))
+            log.warning("skipped %d file(s) under %s (%s): %s", len(bad), root, what, ", ".join(map(shown, bad[:10])))
     keep = [c for c in clips if found.get(c.path, (0, 0))[0] > 0]
     if not keep:
         raise UserError(f"no readable, non-empty WAV files under {root}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest, folder_examples
+from pipelines.core.names import shown
 from pipelines.core.pipeline import LabelledData
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
@@ -153,7 +155,7 @@ def folder_source(config: Any) -> RawImages:
         sizes,
         class_names,
         (h, w, channels),
-        f"image folder {root}",
+        f"image folder {shown(root)}",
         digest([class_names, examples]),
         sizes_vary=len({s[:2] for s in shapes}) > 1,
     )
@@ -242,7 +244,9 @@ def _existing_path(path: str | None) -> Path:
     return folder
 
 
-def _list_class_folders(root: Path) -> tuple[list[str], list[int], list[str]]:
+def _list_class_folders(root: Path) -> tuple[list[bytes], list[int], list[str]]:
+    """Every file's path (bytes: TensorFlow refuses the surrogate escapes that stand for a name's non-UTF-8
+    bytes), its label, and the class names (:func:`~pipelines.core.names.shown`)."""
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; --data needs a folder with one subfolder per class")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -252,13 +256,13 @@ def _list_class_folders(root: Path) -> tuple[list[str], list[int], list[str]]:
     for label, folder in enumerate(class_dirs):
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
-            raise UserError(f"class folder {folder} has no images; add some or remove the folder")
-        paths += [str(p) for p in files]
+            raise UserError(f"class folder {shown(folder)} has no images; add some or remove the folder")
+        paths += [os.fsencode(p) for p in files]
         labels += [label] * len(files)
-    return paths, labels, [p.name for p in class_dirs]
+    return paths, labels, [shown(p.name) for p in class_dirs]
 
 
-def _keep_decodable(paths: list[str], labels: list[int], on_bad_file: str, root: Path):
+def _keep_decodable(paths: list[bytes], labels: list[int], on_bad_file: str, root: Path):
     """Decode every file once (in parallel, in tf.data); report or drop those that fail. Also: each kept file's
     shape and the fingerprint of its bytes (the data fingerprint's part)."""
     if len(paths) > 2000:
@@ -272,20 +276,17 @@ def _keep_decodable(paths: list[str], labels: list[int], on_bad_file: str, root:
     probed = tf.data.Dataset.from_tensor_slices(paths).map(
         probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    found = {
-        p.decode(): (tuple(int(v) for v in s), f.tobytes().hex())
-        for p, s, f in probed.ignore_errors().as_numpy_iterator()
-    }
+    found = {p: (tuple(int(v) for v in s), f.tobytes().hex()) for p, s, f in probed.ignore_errors().as_numpy_iterator()}
     shapes = {path: shape for path, (shape, _) in found.items()}
     bad = [p for p in paths if p not in shapes]
     if bad and on_bad_file != "skip":
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        named = ", ".join(map(shown, bad[:3])) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise UserError(
-            f"{len(bad)} file(s) under {root} are not readable images: {shown}; "
+            f"{len(bad)} file(s) under {root} are not readable images: {named}; "
             "remove them or --set data.on_bad_file=skip"
         )
     if bad:
-        log.warning("skipped %d unreadable file(s) under %s: %s", len(bad), root, ", ".join(bad[:10]))
+        log.warning("skipped %d unreadable file(s) under %s: %s", len(bad), root, ", ".join(map(shown, bad[:10])))
     keep = [i for i, p in enumerate(paths) if p in shapes]
     if not keep:
         raise UserError(f"no readable images under {root}")

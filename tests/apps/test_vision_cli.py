@@ -1,6 +1,7 @@
 """Every vision verb end to end through the CLI, on small real data, a few training steps each."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -8,7 +9,7 @@ import textwrap
 import numpy as np
 import yaml
 
-from tests.helpers import FAST, dlapps, event_tags
+from tests.helpers import FAST, dlapps, event_tags, odd_image_folder
 
 
 def test_train_on_an_image_folder_names_its_classes_and_metrics(folder_run):
@@ -55,6 +56,21 @@ def test_predict_prints_one_line_per_file(folder_run, image_folder):
     for line, path in zip(lines, files):
         name, label, probability = line.split("\t")
         assert name == str(path) and label in ("hbar", "square", "vbar") and 0 < float(probability) <= 1
+
+
+def test_names_that_are_not_utf8_train_and_predict_without_a_traceback(tmp_path):
+    """Issue 22: a folder of such names was a TypeError traceback before training."""
+    root = odd_image_folder(tmp_path / "images")
+    sets = [x for item in FAST for x in ("--set", item)]
+    result = dlapps("vision", "train", "--data", root, "--runs-dir", tmp_path / "runs", "--name", "odd", *sets)
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "runs" / "vision" / "odd"
+    assert json.loads((run / "run.json").read_text())["class_names"] == ["café", "caf\\xe9", "plain"]
+    image = root / os.fsdecode(b"caf\xe9") / os.fsdecode(b"sub\xfe") / os.fsdecode(b"0\xff.png")
+    predicted = dlapps("vision", "predict", run, image)
+    assert predicted.exit_code == 0, predicted.stderr
+    name, label, _ = predicted.output.strip().split("\t")
+    assert name == f"{root}/caf\\xe9/sub\\xfe/0\\xff.png" and label in ("café", "caf\\xe9", "plain")
 
 
 def test_saved_model_answers_in_a_fresh_process_with_only_tensorflow(folder_run, image_folder):

@@ -1,5 +1,7 @@
 """Text sources: TSV/CSV tables (positional and named columns, bad files), folders, tfds."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -135,6 +137,21 @@ def test_folder_of_class_subfolders(tmp_path):
     write_class_folder(tmp_path, messages(40, spam_share=0.5))
     raw = data.folder_source(NlpDataConfig(source="folder", path=str(tmp_path)))
     assert raw.class_names == ["ham", "spam"] and sum(raw.sizes.values()) == 40
+
+
+def test_names_that_are_not_utf8_read_every_file_and_show_as_backslash_escapes(tmp_path):
+    for n, (label, text) in enumerate(messages(40, spam_share=0.5)):
+        folder = tmp_path / os.fsdecode(b"sp\xe4m" if label == "spam" else b"ham")
+        folder.mkdir(exist_ok=True)
+        (folder / os.fsdecode(b"%d\xff.txt" % n)).write_text(text, encoding="utf-8")
+    (tmp_path / "späm").mkdir()  # the same name in UTF-8: another class, apart from the Latin-1 bytes
+    for n in range(3):
+        (tmp_path / "späm" / f"{n}.txt").write_text("win cash now", encoding="utf-8")
+    raw = data.folder_source(NlpDataConfig(source="folder", path=str(tmp_path)))
+    assert raw.class_names == ["ham", "sp\\xe4m", "späm"] and sum(raw.sizes.values()) == 43
+    (tmp_path / "ham" / os.fsdecode(b"latin\xfe.txt")).write_bytes(b"caf\xe9")
+    with pytest.raises(UserError, match=r"ham/latin\\xfe\.txt line 1: bytes that are not utf-8"):
+        data.folder_source(NlpDataConfig(source="folder", path=str(tmp_path)))
 
 
 def test_aclimdb_layout_uses_its_test_split_and_ignores_unsup(tmp_path):

@@ -1,5 +1,7 @@
 """Speech sources: file-name labels, class folders, the three split kinds, bad files, tfds."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,41 @@ def test_bad_and_empty_wavs_are_named_or_skipped(tmp_path, caplog):
         data.folder_source(folder_config(tmp_path))
     raw = data.folder_source(folder_config(tmp_path, on_bad_file="skip", test_fraction=0.4))
     assert sum(raw.sizes.values()) == 10 and "b_ann_9.wav" in caplog.text
+
+
+def test_names_that_are_not_utf8_in_file_names_and_class_folders(tmp_path, caplog):
+    """Labels and speakers from such file names, and classes from such folders, are shown with \\xNN; every clip
+    loads (TensorFlow reads the paths as bytes)."""
+    named = tmp_path / "named"
+    named.mkdir()
+    for label, freq in ((b"caf\xe9", 300), (b"plain", 1200)):
+        for speaker in (b"ann", b"j\xf6rg"):
+            for i in range(3):
+                name = os.fsdecode(b"%s_%s_%d.wav" % (label, speaker, i))
+                (named / name).write_bytes(wav_bytes(tone(freq, 8000, 0.2), 8000))
+    raw = data.folder_source(folder_config(named, split="speaker:j\\xf6rg"))  # typed as the error lists it
+    assert raw.class_names == ["caf\\xe9", "plain"] and raw.sizes["test"] == 6
+    assert sum(len(list(split)) for split in raw.splits.values()) == 12
+    with pytest.raises(UserError, match=r"speakers are: ann, j\\xf6rg"):
+        data.folder_source(folder_config(named, split="speaker:carol"))
+
+    folders = tmp_path / "folders"
+    for label, freq in ((b"n\xe4in", 300), ("näin".encode(), 900), (b"ja", 1200)):
+        (folders / os.fsdecode(label) / os.fsdecode(b"sub\xfe")).mkdir(parents=True)
+        for i in range(4):
+            path = folders / os.fsdecode(label) / os.fsdecode(b"sub\xfe") / os.fsdecode(b"%d\xff.wav" % i)
+            path.write_bytes(wav_bytes(tone(freq, 8000, 0.2), 8000))
+    raw = data.folder_source(folder_config(folders, test_fraction=0.25))
+    assert raw.class_names == ["ja", "n\\xe4in", "näin"] and sum(raw.sizes.values()) == 12
+    labels = [int(label) for split in raw.splits.values() for _, _, label in split.as_numpy_iterator()]
+    assert sorted(labels) == [0] * 4 + [1] * 4 + [2] * 4
+    assert data.folder_source(folder_config(folders, test_fraction=0.25)).fingerprint == raw.fingerprint
+
+    (folders / "ja" / os.fsdecode(b"bad\xfe.wav")).write_bytes(b"garbage, not audio")
+    with pytest.raises(UserError, match=r"not readable WAV files: .*ja/bad\\xfe\.wav"):
+        data.folder_source(folder_config(folders, test_fraction=0.25))
+    data.folder_source(folder_config(folders, test_fraction=0.25, on_bad_file="skip"))
+    assert "bad\\xfe.wav" in caplog.text
 
 
 def test_pipeline_resolves_rate_and_features_into_the_config(wav_folder):

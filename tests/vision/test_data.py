@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -5,7 +7,7 @@ import tensorflow as tf
 from pipelines.core.errors import UserError
 from pipelines.vision import data
 from pipelines.vision.pipeline import VisionDataConfig
-from tests.helpers import encode, shape_image
+from tests.helpers import encode, odd_image_folder, shape_image
 
 
 # GIF stores palette colour, so it has no one-channel case.
@@ -58,6 +60,29 @@ def test_folder_source_reports_or_skips_bad_files(image_folder, tmp_path):
         data.folder_source(VisionDataConfig(path=str(folder)))
     raw = data.folder_source(VisionDataConfig(path=str(folder), on_bad_file="skip"))
     assert sum(raw.sizes.values()) == 12
+
+
+def test_names_that_are_not_utf8_load_every_file_and_show_as_backslash_escapes(tmp_path):
+    """Issue 22: such names were a TypeError traceback; TensorFlow reads the paths as bytes now."""
+    root = odd_image_folder(tmp_path, per_class=5)
+    raw = data.folder_source(VisionDataConfig(path=str(root)))
+    # b"caf\xe9" is a class of its own, apart from UTF-8 café, and printable
+    assert raw.class_names == ["café", "caf\\xe9", "plain"]
+    assert sum(raw.sizes.values()) == 15
+    read = [int(label) for split in raw.splits.values() for _, label in split.as_numpy_iterator()]
+    assert sorted(read) == [0] * 5 + [1] * 5 + [2] * 5
+    assert data.folder_source(VisionDataConfig(path=str(root))).fingerprint == raw.fingerprint
+
+
+def test_a_bad_file_whose_name_is_not_utf8_is_named_as_shown(tmp_path, caplog):
+    root = odd_image_folder(tmp_path, per_class=5)
+    (root / "plain" / os.fsdecode(b"broken\xfe.png")).write_bytes(b"\x89PNG not really")
+    with pytest.raises(UserError) as error:
+        data.folder_source(VisionDataConfig(path=str(root)))
+    assert "plain/broken\\xfe.png" in str(error.value) and "data.on_bad_file=skip" in str(error.value)
+    str(error.value).encode("utf-8")  # printable as it is: no surrogate escapes left
+    raw = data.folder_source(VisionDataConfig(path=str(root), on_bad_file="skip"))
+    assert sum(raw.sizes.values()) == 15 and "broken\\xfe.png" in caplog.text
 
 
 def test_idx_source_uses_the_official_test_split(idx_folder):
