@@ -6,6 +6,7 @@ A :class:`UserError` becomes one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import click
 
 from pipelines.core.errors import UserError
+from pipelines.core.names import shown
 from pipelines.domains import DOMAINS
 
 EXIT_USER_ERROR = 2
@@ -31,11 +33,22 @@ def reports_user_errors(command):
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except OSError as err:  # the system refused a path or a write: a name too long, no permission, a full disk
+            click.echo(f"error: {system_refusal(err)}", err=True)
+            sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def system_refusal(err: OSError) -> str:
+    """An OSError as one line: what the system said, about which path, and what to do."""
+    where = f" ({shown(err.filename)})" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return f"no space left on the device{where}; free some space, then repeat the command (train: --resume)"
+    return f"{err.strerror or err}{where}; check the path and its permissions"
 
 
 def load_pipeline(domain: str, verbose: bool, task: str | None = None):
@@ -51,13 +64,12 @@ def load_pipeline(domain: str, verbose: bool, task: str | None = None):
 
 
 def task_in_config(path: Path | None) -> str | None:
-    """The ``task`` a config file (a run's config.yaml) names, if any; the file's own errors surface later."""
-    import yaml
+    """The ``task`` a config file (a run's config.yaml) names, if any; a missing file is reported later."""
+    from pipelines.core.config import read_config_file
 
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    if path is None or not path.exists():
         return None
+    loaded = read_config_file(path)
     task = loaded.get("task") if isinstance(loaded, dict) else None
     return task if isinstance(task, str) else None
 
@@ -100,7 +112,7 @@ def train_command(domain: str) -> click.Command:
         metavar="KEY=VALUE",
         help="Change one setting, e.g. train.epochs=5 (repeatable).",
     )
-    @click.option("--name", help="Run directory name (default: a timestamp).")
+    @click.option("--name", help="Run directory name: letters, digits and . _ + - (default: a timestamp).")
     @click.option(
         "--runs-dir",
         default="runs",
@@ -114,9 +126,12 @@ def train_command(domain: str) -> click.Command:
         type=click.Path(path_type=Path),
         help="Continue an interrupted run from its last epoch.",
     )
+    @click.option(
+        "--check", is_flag=True, help="Check the settings and read the data, then stop: no training, no run directory."
+    )
     @verbose_option
     @reports_user_errors
-    def train(data, config_path, overrides, name, runs_dir, resume_dir, verbose, task=None):
+    def train(data, config_path, overrides, name, runs_dir, resume_dir, check, verbose, task=None):
         """Train a model; logs, checkpoints, metrics and the model go to a new run directory."""
         config_file = resume_dir / "config.yaml" if resume_dir else config_path
         if task and resume_dir:
@@ -136,16 +151,26 @@ def train_command(domain: str) -> click.Command:
             if data or config_path or overrides or name:
                 raise UserError("--resume continues a run with its own config; drop --data/--config/--set/--name")
             run = RunDir.open(resume_dir, domain)
-            if run.info().get("status") == "complete":
+            status = run.info().get("status")
+            if status == "complete":
                 raise UserError(f"{run.root} already finished training; start a new run with --config {run.config}")
+            if status == "diverged":
+                raise UserError(
+                    f"{run.root} diverged ({run.info().get('diverged_at')}); resuming would repeat it: start a new "
+                    f"run with --config {run.config} and a lower train.learning_rate"
+                )
+            training.check_same_config(run)
             config = cfg.load_yaml(run.config, pipeline.config_class)
+            if check:
+                return check_only(pipeline, config, run)
             data_splits, model = training.prepare(pipeline, config)
             training.check_same_data(run, data_splits)
         else:
             config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
             config = cfg.apply_overrides(config, (pipeline.data_overrides(data) if data else []) + list(overrides))
-            if name:
-                RunDir.free_path(runs_dir, domain, name)  # fail before minutes of data loading, not after
+            RunDir.free_path(runs_dir, domain, name)  # a bad --name or --runs-dir: before minutes of data loading
+            if check:
+                return check_only(pipeline, config)
             data_splits, model = training.prepare(pipeline, config)
             run = training.create_run(pipeline, config, runs_dir, name)
         click.echo(f"run directory: {run.root}", err=True)
@@ -165,6 +190,17 @@ def train_command(domain: str) -> click.Command:
     if len(tasks) > 1:
         train = click.option("--task", help=f"What to train: {' | '.join(tasks)} (default {next(iter(tasks))}).")(train)
     return train
+
+
+def check_only(pipeline, config, run=None) -> None:
+    """``train --check``: what training would read, checked and described; nothing trained or written."""
+    from pipelines.core import training
+
+    pipeline.monitor_mode(config)
+    data = training.load_data(pipeline, config)
+    if run is not None:
+        training.check_same_data(run, data)
+    click.echo(f"settings and data OK: {data.describe()}")
 
 
 def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float, predict_usage: str) -> str:

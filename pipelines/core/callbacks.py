@@ -15,6 +15,7 @@ test evaluation; the HParams session (config -> metrics) goes to ``logs/``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -234,6 +235,41 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_epoch_end(epoch, logs)
         best = None if self.best is None else float(self.best)
         self.run.write_info(early_stopping={"wait": self.wait, "best": best})
+
+
+class TrainingDiverged(Exception):
+    """A loss became NaN or infinite (the training driver turns it into one line, with advice)."""
+
+    def __init__(self, name: str, value: float, where: str):
+        super().__init__(f"{name} became {value} at {where}")
+        self.where = where
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Ends training at the first batch whose loss is NaN or infinite, by raising :class:`TrainingDiverged`.
+
+    Raising (not ``stop_training``) matters: a stopped epoch still ends, and its end would save the broken
+    weights as the resume state and hand NaN predictions to the evaluation callbacks. It must come first in the
+    callback list, so validation losses are checked before anything else sees the epoch's end.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f"epoch {self.epoch + 1}, batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, f"the validation of epoch {epoch + 1}")
+
+    def _check(self, logs: dict | None, where: str) -> None:
+        for name, value in (logs or {}).items():
+            if name.endswith("loss") and not math.isfinite(float(value)):
+                raise TrainingDiverged(name, float(value), where)
 
 
 class TimeLimit(keras.callbacks.Callback):

@@ -3,6 +3,9 @@
 Defaults live on the dataclasses and nowhere else. A domain's config is a dataclass whose
 fields are sections (``data``, ``model``, ``train``, ``eval``); every leaf is typed, so a
 wrong type or an unknown key is a :class:`UserError` naming the key, never a silent default.
+A leaf's valid values are part of its type: ``Annotated[int, Range(1, 1000)]`` or
+``Annotated[str, OneOf("adam", "sgd")]``, checked whenever a config is built (``--set``,
+``--config``, ``--resume``), before any data is read. Every float must be finite.
 
 >>> cfg = apply_overrides(TrainConfig(), ["epochs=3", "learning_rate=1e-3"])
 >>> cfg.epochs, cfg.learning_rate
@@ -12,65 +15,142 @@ wrong type or an unknown key is a :class:`UserError` naming the key, never a sil
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import operator
+import os
+import stat
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from pipelines.core.errors import UserError
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The valid numbers of a setting: ``low <= x <= high``; ``above``/``below`` for bounds that are excluded."""
+
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    below: float | None = None
+
+    def check(self, value: float, path: str) -> None:
+        if (
+            (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+            or (self.above is not None and value <= self.above)
+            or (self.below is not None and value >= self.below)
+        ):
+            raise UserError(f"config key '{path}' must be {self}, got {value!r}")
+
+    def __str__(self) -> str:
+        bounds = [
+            f"{sign} {_number(bound)}"
+            for sign, bound in ((">=", self.low), (">", self.above), ("<=", self.high), ("<", self.below))
+            if bound is not None
+        ]
+        return " and ".join(bounds)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """The valid names of a setting."""
+
+    choices: tuple
+
+    def __init__(self, *choices: str | int):
+        object.__setattr__(self, "choices", choices)
+
+    def check(self, value: str | int, path: str) -> None:
+        if value not in self.choices:
+            known = ", ".join(map(str, self.choices))
+            raise UserError(f"config key '{path}' must be one of: {known}; got {_shown(value)}")
+
+
+def _number(bound: float) -> str:
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Length:
+    """The valid lengths of a list setting: ``low`` to ``high`` items (``high`` defaults to ``low``)."""
+
+    low: int
+    high: int | None = None
+
+    def check(self, value: list, path: str) -> None:
+        high = self.high if self.high is not None else self.low
+        if not self.low <= len(value) <= high:
+            wanted = f"{self.low}" if high == self.low else f"{self.low} to {high}"
+            raise UserError(f"config key '{path}' needs {wanted} values, got {len(value)}: {_shown(value)}")
+
+
+# The common ranges. Upper bounds are far beyond any sensible value; they turn a typo (an extra zero, a
+# number pasted into the wrong key) into one line instead of minutes of work before an out-of-memory abort.
+Count = Annotated[int, Range(1, 1_000_000)]  # epochs, batch sizes, units, examples
+Small = Annotated[int, Range(1, 1_000)]  # layers, heads, kernel sizes
+Width = Annotated[int, Range(1, 65_536)]  # units, filters, embedding sizes
+Size = Annotated[int, Range(0, 1_000_000)]  # counts where 0 means none (or: off, automatic)
+Seed = Annotated[int, Range(0, 2**32 - 1)]  # what NumPy and TensorFlow seeds accept
+Fraction = Annotated[float, Range(above=0, below=1)]  # a share of the data, strictly between 0 and 1
+Dropout = Annotated[float, Range(0, below=1)]
+Positive = Annotated[float, Range(above=0, high=1e12)]
+NonNegative = Annotated[float, Range(0, 1e12)]
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """How to fit: the same knobs for every domain."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adamw"  # adam | adamw | sgd
-    learning_rate: float = 3e-3
-    beta_1: float = 0.9  # adam/adamw: decay of the gradient's running mean (GANs train with 0.5)
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  # constant | cosine (with linear warm-up)
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    early_stopping_patience: int = 0  # 0 = off; else epochs without improvement of `monitor`
+    epochs: Count = 10
+    batch_size: Count = 64
+    optimizer: Annotated[str, OneOf("adam", "adamw", "sgd")] = "adamw"
+    learning_rate: Annotated[float, Range(above=0, high=10)] = 3e-3
+    beta_1: Annotated[float, Range(0, below=1)] = 0.9  # adam/adamw: decay of the gradient's running mean (GANs: 0.5)
+    weight_decay: Annotated[float, Range(0, 1)] = 1e-4
+    schedule: Annotated[str, OneOf("constant", "cosine")] = "cosine"  # cosine: with linear warm-up
+    warmup_epochs: Annotated[float, Range(0, 1_000_000)] = 0.0
+    label_smoothing: Annotated[float, Range(0, below=1)] = 0.0
+    early_stopping_patience: Size = 0  # 0 = off; else epochs without improvement of `monitor`
     # What "best" means for early stopping and checkpoints/best.keras: a logged validation value; losses
     # are minimised, anything else (val_accuracy, val_pr_auc) maximised.
     monitor: str = "val_loss"
     mixed_precision: bool = False
-    strategy: str = "default"  # default | mirrored (all visible GPUs)
-    seed: int = 0
+    strategy: Annotated[str, OneOf("default", "mirrored")] = "default"  # mirrored: all visible GPUs
+    seed: Seed = 0
     deterministic: bool = True  # op determinism: same config + seed -> same weights
-    steps_per_epoch: int | None = None  # None = one pass over the training split
-    max_minutes: float = (
-        0.0  # a wall-clock budget for fit, counted from each start (0 = none): stops after the batch that crosses it
-    )
+    steps_per_epoch: Annotated[int, Range(1, 10**9)] | None = None  # None = one pass over the training split
+    # A wall-clock budget for fit, counted from each start (0 = none): stops after the batch that crosses it.
+    max_minutes: Annotated[float, Range(0, 10**7)] = 0.0
 
 
 @dataclasses.dataclass
 class EvalConfig:
     """What the evaluation callback and ``evaluate`` write."""
 
-    top_k: int = 3
-    every_epochs: int = 1  # validation summaries every N epochs (0 = never; the test split is always evaluated)
-    sample_images: int = 16
+    top_k: Small = 3
+    every_epochs: Size = 1  # validation summaries every N epochs (0 = never; the test split is always evaluated)
+    sample_images: Annotated[int, Range(0, 1_000)] = 16
     # argmax | f1 | cost: for two classes, the threshold on the positive (rarer) class's probability that
     # maximises its F1, or minimises cost_fp * false positives + cost_fn * false negatives, on the
     # validation split; metrics, predict and the exported model use it (run.json keeps it).
-    decision: str = "argmax"
-    cost_fp: float = 1.0
-    cost_fn: float = 1.0
+    decision: Annotated[str, OneOf("argmax", "f1", "cost")] = "argmax"
+    cost_fp: Positive = 1.0
+    cost_fn: Positive = 1.0
 
 
 def from_dict(cls: type, values: dict | None, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a nested dict, checking every key and type."""
+    """Build dataclass ``cls`` from a nested dict, checking every key, type and range."""
     values = values or {}
     if not isinstance(values, dict):
-        raise UserError(f"config section '{where or cls.__name__}' must be a mapping, got {values!r}")
+        raise UserError(f"config section '{where or cls.__name__}' must be a mapping, got {_shown(values)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     kwargs = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else key
@@ -105,16 +185,65 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
     return from_dict(type(config), values)
 
 
+# A config file is a page of settings: anything larger or deeper is not one (and /dev/zero never ends).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 16
+MAX_CONFIG_VALUES = 100_000  # YAML aliases can make a small file a huge document ("billion laughs")
+
+
 def load_yaml(path: str | Path, cls: type) -> Any:
     """Read a config file written by a run (or by hand) into dataclass ``cls``."""
+    return from_dict(cls, read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> Any:
+    """A config file's YAML document: a bounded, regular, UTF-8 file, or a :class:`UserError` saying why not."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+        info = os.stat(path)  # stat, not open: opening a FIFO would wait for a writer
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"config file {path} is not a regular file; give a YAML file such as a run's config.yaml")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} has {info.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        text = raw.decode("utf-8")
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} grew past {MAX_CONFIG_BYTES:,} bytes while being read")
+    try:
+        values = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: an integer of more than 4,300 digits
         raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    return from_dict(cls, values)
+    except RecursionError:  # the parser recurses once per level: thousands of levels exhaust Python's stack
+        raise UserError(_too_deep(path)) from None
+    _check_shape(values, depth=0, path=path)
+    return values
+
+
+def _too_deep(path: Path) -> str:
+    return f"config file {path} is nested more than {MAX_CONFIG_DEPTH} levels deep; a config has 2 or 3"
+
+
+def _check_shape(values: Any, depth: int, path: Path, counted: list | None = None) -> None:
+    """Refuse documents nested deeper than :data:`MAX_CONFIG_DEPTH` or holding more than :data:`MAX_CONFIG_VALUES`."""
+    counted = counted if counted is not None else [0]
+    counted[0] += 1
+    if depth >= MAX_CONFIG_DEPTH:
+        raise UserError(_too_deep(path))
+    if counted[0] > MAX_CONFIG_VALUES:
+        raise UserError(f"config file {path} holds more than {MAX_CONFIG_VALUES:,} values (YAML aliases?)")
+    children = values.values() if isinstance(values, dict) else values if isinstance(values, list) else ()
+    for child in children:
+        _check_shape(child, depth + 1, path, counted)
 
 
 def dump_yaml(config: Any, path: str | Path) -> None:
@@ -136,7 +265,7 @@ def flatten(values: dict, prefix: str = "") -> dict:
 def _leaf_hints(cls: type, prefix: str = "") -> dict[str, Any]:
     """``'data.path' -> Optional[str]`` for every leaf of a config dataclass."""
     hints = {}
-    for name, hint in typing.get_type_hints(cls).items():
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
         if dataclasses.is_dataclass(hint):
             hints.update(_leaf_hints(hint, f"{prefix}{name}."))
         else:
@@ -146,24 +275,34 @@ def _leaf_hints(cls: type, prefix: str = "") -> dict[str, Any]:
 
 def _parse_value(raw: str, hint: Any) -> Any:
     """A --set value: text as typed for string settings (paths like '010' or '~/data'), YAML otherwise."""
+    hint = _without_constraints(hint)
     if hint is str or hint == (str | None):
         return None if hint is not str and raw.strip() in ("null", "None", "") else raw
     try:
         return yaml.safe_load(raw)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an integer of more than 4,300 digits
         return raw
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:
     """Check ``value`` against type ``hint``; allow the lossless conversions YAML needs."""
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *constraints = typing.get_args(hint)
+        value = _coerce(base, value, path)
+        for constraint in constraints:
+            constraint.check(value, path)
+        return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # X | None: X's own message (a range, say), not "expects X | None"
+            return _coerce(others[0], value, path)
+        for arg in others:
             try:
                 return _coerce(arg, value, path)
             except UserError:
@@ -177,13 +316,8 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         return items if origin is list else tuple(items)
     if hint is Any:
         return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML 1.1 reads '1e-3' (no dot) as a string
-        except ValueError:
-            pass
+    if hint is float:
+        return _finite(value, path)
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # names like 'speaker:7' or a numeric run name
     if hint in (int, float, bool, str) and (type(value) is hint):
@@ -191,6 +325,35 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     raise _type_error(path, hint, value)
 
 
+def _finite(value: Any, path: str) -> float:
+    """A float setting: a number (YAML 1.1 reads '1e-3', without a dot, as a string), never nan or inf."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _type_error(path, float, value)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise _type_error(path, float, value) from None
+    if not math.isfinite(number):
+        raise UserError(f"config key '{path}' must be a finite number, got {value!r}")
+    return number
+
+
+def _without_constraints(hint: Any) -> Any:
+    """``Annotated[int, Range(...)] | None`` -> ``int | None``."""
+    if typing.get_origin(hint) is Annotated:
+        return typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, [_without_constraints(arg) for arg in typing.get_args(hint)])
+    return hint
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut short (a pasted page is not one line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def _type_error(path: str, hint: Any, value: Any) -> UserError:
+    hint = _without_constraints(hint)
     name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-    return UserError(f"config key '{path}' expects {name}, got {value!r} ({type(value).__name__})")
+    return UserError(f"config key '{path}' expects {name}, got {_shown(value)} ({type(value).__name__})")

@@ -11,12 +11,15 @@ runs/<domain>/<name>/
   export/         saved_model/ and model.tflite
   samples/        PNG figures a person looks at
 ```
-A run directory is never overwritten: creating one that exists is a :class:`UserError`.
+A run directory is never overwritten: creating one that exists is a :class:`UserError`. A run's name
+is one path component of letters, digits and ``._+-``, so a run always lands in ``<runs dir>/<domain>/``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +46,14 @@ class RunDir:
     samples = property(lambda self: self.root / "samples")
 
     @staticmethod
-    def free_path(runs_dir: str | Path, domain: str, name: str) -> Path:
-        """Where run ``name`` would go; a :class:`UserError` if something is already there."""
-        root = Path(runs_dir) / domain / name
+    def free_path(runs_dir: str | Path, domain: str, name: str | None) -> Path:
+        """Where run ``name`` would go (None: a new timestamp name); a :class:`UserError` if something is already
+        there, the name is not one safe path component, or ``runs_dir`` cannot hold runs."""
+        parent = domain_folder(runs_dir, domain)
+        if name is None:
+            return _timestamped(parent)
+        check_name(name)
+        root = parent / name
         if root.exists():
             raise UserError(f"run directory {root} already exists; pick another --name or remove it yourself")
         return root
@@ -53,11 +61,16 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: str | Path, domain: str, name: str | None) -> RunDir:
         """Make a fresh run directory; an existing one is never touched."""
-        root = cls.free_path(runs_dir, domain, name or time.strftime("%Y%m%d-%H%M%S"))
-        try:
-            root.mkdir(parents=True)
-        except OSError as err:
-            raise UserError(f"cannot create run directory {root}: {err.strerror}") from None
+        while True:
+            root = cls.free_path(runs_dir, domain, name)
+            try:
+                root.mkdir(parents=True)
+                break
+            except FileExistsError:  # another process took this name since free_path looked
+                if name is not None:
+                    raise UserError(f"run directory {root} already exists; pick another --name") from None
+            except OSError as err:
+                raise UserError(f"cannot create run directory {root}: {err.strerror}") from None
         for sub in ("logs", "checkpoints", "samples"):
             (root / sub).mkdir()
         run = cls(root)
@@ -100,6 +113,46 @@ class RunDir:
             f"{self.root} has no trained model yet; "
             f"finish it with: dlapps {self.info()['domain']} train --resume {self.root}"
         )
+
+
+NAME = re.compile(r"\w[\w.+-]*")  # \w: letters and digits of any script, and "_"
+MAX_NAME = 100
+
+
+def check_name(name: str) -> None:
+    """A run name is one path component: no separators, no "..", no hidden names, at most :data:`MAX_NAME` long."""
+    if len(name) > MAX_NAME:
+        raise UserError(f"--name has {len(name)} characters; a run name is at most {MAX_NAME}")
+    if not NAME.fullmatch(name):
+        raise UserError(
+            f"--name {name!r} is not a plain run name; use letters, digits and . _ + - "
+            "(not starting with . or -, no /): the run goes into RUNS_DIR/DOMAIN/NAME"
+        )
+
+
+def domain_folder(runs_dir: str | Path, domain: str) -> Path:
+    """``<runs_dir>/<domain>``, resolved; a :class:`UserError` when runs cannot be written there."""
+    runs_dir = Path(runs_dir).expanduser().resolve()
+    for folder in (runs_dir, runs_dir / domain):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--runs-dir: {folder} is a file, not a folder; give a folder for the run directories")
+    existing = next(folder for folder in (runs_dir / domain, runs_dir, *runs_dir.parents) if folder.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--runs-dir: cannot write into {existing}; give a folder you can write to")
+    parent = (runs_dir / domain).resolve()  # a symlinked domain folder must still lie in runs_dir
+    if not parent.is_relative_to(runs_dir):
+        raise UserError(f"--runs-dir: {runs_dir / domain} leads outside {runs_dir} ({parent}); remove the link")
+    return parent
+
+
+def _timestamped(parent: Path) -> Path:
+    """A new run's default name: the time it starts, with -2, -3, ... where a run started in the same second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root, n = parent / stamp, 1
+    while root.exists():
+        n += 1
+        root = parent / f"{stamp}-{n}"
+    return root
 
 
 def _write_json_atomically(path: Path, values: dict) -> None:

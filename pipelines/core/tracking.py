@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 INSTALL = "pip install 'dlapps[track]' (or: pip install mlflow)"
 # MLflow's own defaults retry an unreachable server for minutes; a user's environment still decides.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-MLFLOW_STATUS = {"complete": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+MLFLOW_STATUS = {"complete": "FINISHED", "interrupted": "KILLED", "failed": "FAILED", "diverged": "FAILED"}
 PARAMS_PER_CALL, METRICS_PER_CALL = 100, 1000  # MLflow's log_batch limits
 PARAM_LENGTH = 6000
 

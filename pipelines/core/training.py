@@ -21,6 +21,7 @@ from pipelines.core import callbacks as shared_callbacks
 from pipelines.core import tracking
 from pipelines.core.config import TrainConfig, dump_yaml, flatten, to_dict
 from pipelines.core.errors import UserError
+from pipelines.core.fingerprint import digest
 from pipelines.core.pipeline import Data, Pipeline
 from pipelines.core.rundir import RunDir
 
@@ -86,9 +87,18 @@ def steps_per_epoch(data: Data, train_config: TrainConfig) -> int:
 
 def load_data(pipeline: Pipeline, config: Any) -> Data:
     """The settings checked, then the data read (train, evaluate and --resume all start here)."""
+    check_registered(pipeline, config)
     pipeline.check_settings(config)
     tracking.check(config.track)
     return pipeline.load_data(config)
+
+
+def check_registered(pipeline: Pipeline, config: Any) -> None:
+    """``data.source`` and ``model.name`` name something the domain registered (ranges and choices of every other
+    setting are checked when the config is read: pipelines/core/config.py)."""
+    if config.data.source != "auto":
+        pipeline.sources.get(config.data.source)
+    pipeline.models.get(config.model.name)
 
 
 def prepare(pipeline: Pipeline, config: Any) -> tuple[Data, keras.Model]:
@@ -109,6 +119,7 @@ def create_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None)
     """A new run directory with its config; called after :func:`prepare`, so bad input leaves none behind."""
     run = RunDir.create(runs_dir, pipeline.domain, name)
     dump_yaml(config, run.config)
+    run.write_info(config_digest=digest(run.config.read_bytes()))
     shared_callbacks.write_hparams(run.logs, flatten(to_dict(config)), trial_id=run.root.name)
     return run
 
@@ -126,6 +137,10 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
     except KeyboardInterrupt:
         tracker.finish("interrupted")
         raise
+    except shared_callbacks.TrainingDiverged as diverged:
+        run.write_info(status="diverged", diverged_at=diverged.where)
+        tracker.finish("diverged")
+        raise UserError(f"training diverged: {diverged}; {divergence_advice(pipeline, config, run)}") from None
     except BaseException:
         tracker.finish("failed")
         raise
@@ -149,6 +164,7 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
             # The domain's callbacks first: a value they add to the epoch's logs (a generative model's sample
             # quality) reaches TensorBoard, early stopping and best.keras in the same epoch.
             callbacks=[
+                shared_callbacks.StopOnDivergence(),
                 *pipeline.extra_callbacks(config, data, run),
                 *shared_callbacks.standard_callbacks(run, config.train, pipeline.monitor_mode(config)),
                 *callbacks,
@@ -160,6 +176,31 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
     run.write_info(status="complete")
     return metrics
+
+
+def divergence_advice(pipeline: Pipeline, config: Any, run: RunDir) -> str:
+    """What the one line of a diverged run says: what is kept, and a new run with a lower rate."""
+    done = run.info().get("epochs_done", 0)
+    kept = (
+        f"the checkpoints of epoch {done}, the last good one, are kept in {run.checkpoints}"
+        if done
+        else "no epoch had finished, so there is no checkpoint"
+    )
+    rate = config.train.learning_rate
+    return (
+        f"{kept}. A run keeps its config, so start a new one, usually with a lower learning rate: "
+        f"dlapps {pipeline.domain} train --config {run.config} --set train.learning_rate={rate / 10:g}"
+    )
+
+
+def check_same_config(run: RunDir) -> None:
+    """``--resume`` continues a run with the config it started with: an edited config.yaml is refused."""
+    recorded = run.info().get("config_digest")
+    if recorded is not None and recorded != digest(run.config.read_bytes()):
+        raise UserError(
+            f"{run.config} was changed after the run started; a run keeps its config: "
+            f"start a new run with --config {run.config}"
+        )
 
 
 def check_same_data(run: RunDir, data: Data) -> None:

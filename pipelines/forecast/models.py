@@ -15,6 +15,7 @@ import dataclasses
 import keras
 from keras import layers
 
+from pipelines.core.config import Dropout, Fraction, Small, Width
 from pipelines.core.layers import PositionEmbedding, encoder_block
 from pipelines.core.registry import Registry
 
@@ -24,12 +25,12 @@ MODELS = Registry("forecast model")
 @dataclasses.dataclass
 class ForecastModelConfig:
     name: str = "mlp"
-    width: int = 256  # units of the dense layers / filters / LSTM units / model dimension
-    depth: int = 3  # N-BEATS blocks, convolution layers, LSTM layers, Transformer blocks
-    dropout: float = 0.0
-    kernel_size: int = 3  # cnn
-    heads: int = 4  # transformer
-    quantiles: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.5, 0.9])
+    width: Width = 256  # units of the dense layers / filters / LSTM units / model dimension
+    depth: Small = 3  # N-BEATS blocks, convolution layers, LSTM layers, Transformer blocks
+    dropout: Dropout = 0.0
+    kernel_size: Small = 3  # cnn
+    heads: Small = 4  # transformer
+    quantiles: list[Fraction] = dataclasses.field(default_factory=lambda: [0.1, 0.5, 0.9])
 
 
 @dataclasses.dataclass(frozen=True)

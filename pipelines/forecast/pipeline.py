@@ -15,13 +15,14 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from pipelines.core.callbacks import png_batch
-from pipelines.core.config import TrainConfig
+from pipelines.core.config import Fraction, OneOf, Range, TrainConfig
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest
 from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, csv_line
@@ -35,6 +36,7 @@ from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, Pinba
 log = logging.getLogger(__name__)
 SOURCES = Registry("forecast data source")
 FILLS = ("interpolate", "error")
+Steps = Annotated[int, Range(1, 1_000_000)]
 
 
 @dataclasses.dataclass
@@ -44,25 +46,28 @@ class ForecastDataConfig:
     time_column: str = "auto"  # auto: ds, date, datetime, timestamp, time, ... else the first column
     target: str = "auto"  # auto: y, target, value or close (any case), else the only numeric column
     series_column: str = "auto"  # long format, one model for all series: auto: unique_id, series_id, ... | none
-    horizon: int | None = None  # steps to forecast (None: one season)
-    context: int | None = None  # steps the model sees (None: the larger of two seasons and four horizons)
-    season: int | None = None  # steps per cycle, for seasonal naive and MASE (None: from the frequency)
-    transform: str = "none"  # none | log | diff | log_diff (returns); forecasts are shown in the original units
-    fill: str = "interpolate"  # missing steps and empty values: interpolate (linearly in time) | error
+    horizon: Steps | None = None  # steps to forecast (None: one season)
+    # steps the model sees (None: the larger of two seasons and four horizons)
+    context: Annotated[int, Range(2, 1_000_000)] | None = None
+    season: Steps | None = None  # steps per cycle, for seasonal naive and MASE (None: from the frequency)
+    # log_diff: returns; forecasts are shown in the original units
+    transform: Annotated[str, OneOf(*scaling.TRANSFORMS)] = "none"
+    # missing steps and empty values: interpolate (linearly in time) | error
+    fill: Annotated[str, OneOf(*FILLS)] = "interpolate"
     # Covariate columns: known in advance (calendar parts, planned prices: predict needs them for the steps
     # to forecast, in rows after the last target value) or observed only up to each origin (volume).
     known: list[str] = dataclasses.field(default_factory=list)
     past: list[str] = dataclasses.field(default_factory=list)
-    test_fraction: float = 0.2  # of each series, its last steps (at least one horizon)
-    test_steps: int | None = None  # instead of the fraction
-    validation_fraction: float = 0.1  # the steps before the test part
-    validation_steps: int | None = None
+    test_fraction: Fraction = 0.2  # of each series, its last steps (at least one horizon)
+    test_steps: Steps | None = None  # instead of the fraction
+    validation_fraction: Fraction = 0.1  # the steps before the test part
+    validation_steps: Steps | None = None
 
 
 @dataclasses.dataclass
 class ForecastEvalConfig:
-    stride: int = 1  # steps between backtest origins
-    plots: int = 4  # backtest windows drawn (origins spread over the test part)
+    stride: Steps = 1  # steps between backtest origins
+    plots: Annotated[int, Range(0, 100)] = 4  # backtest windows drawn (origins spread over the test part)
 
 
 @dataclasses.dataclass
@@ -188,27 +193,9 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         return ["data.source=csv", f"data.path={path.resolve() if path.exists() else path}"]
 
     def check_settings(self, config: ForecastConfig) -> None:
-        d, m = config.data, config.model
-        self.models.get(m.name)
-        for key, value, choices in (("data.transform", d.transform, scaling.TRANSFORMS), ("data.fill", d.fill, FILLS)):
-            if value not in choices:
-                raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(choices)}")
-        for key, value in (("data.horizon", d.horizon), ("data.season", d.season), ("eval.stride", config.eval.stride)):
-            if value is not None and value < 1:
-                raise UserError(f"{key} must be at least 1, got {value}")
-        if d.context is not None and d.context < 2:
-            raise UserError(f"data.context must be at least 2 steps, got {d.context}")
-        for key, value in (
-            ("data.test_fraction", d.test_fraction),
-            ("data.validation_fraction", d.validation_fraction),
-        ):
-            if not 0 < value < 1:
-                raise UserError(f"{key} must be between 0 and 1, got {value}")
-        q = m.quantiles
-        if not q or sorted(set(q)) != q or not all(0 < x < 1 for x in q) or 0.5 not in q:
-            raise UserError(f"model.quantiles must rise strictly, lie between 0 and 1 and hold 0.5, got {q}")
-        if m.width < 1 or m.depth < 1 or m.heads < 1 or m.kernel_size < 1:
-            raise UserError("model.width, model.depth, model.heads and model.kernel_size must be at least 1")
+        q = config.model.quantiles
+        if sorted(set(q)) != q or 0.5 not in q:
+            raise UserError(f"model.quantiles must rise strictly and hold 0.5, got {q}")
 
     def load_data(self, config: ForecastConfig) -> ForecastData:
         d = config.data

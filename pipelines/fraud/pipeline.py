@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import keras
 import numpy as np
@@ -22,7 +23,19 @@ from sklearn import metrics as skm
 
 from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
-from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.config import (
+    Count,
+    Dropout,
+    EvalConfig,
+    Fraction,
+    NonNegative,
+    OneOf,
+    Range,
+    Seed,
+    Small,
+    TrainConfig,
+    Width,
+)
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Endpoints, LabelledData, csv_line
 from pipelines.core.rundir import RunDir
@@ -39,6 +52,8 @@ CLASS_NAMES = ["legitimate", "fraud"]
 IMBALANCE = ("class_weight", "oversample", "none")
 MISSING = ("error", "median", "zero")
 LOSSES = ("crossentropy", "focal")
+Days = Annotated[int, Range(1, 3_650)]
+Population = Annotated[int, Range(10, 1_000_000)]
 
 
 @dataclasses.dataclass
@@ -54,39 +69,42 @@ class FraudDataConfig:
         default_factory=lambda: ["TX_FRAUD_SCENARIO", "TX_TIME_SECONDS", "TX_TIME_DAYS"]
     )
     categorical_columns: list[str] = dataclasses.field(default_factory=list)  # read as text whatever they hold
-    missing: str = "error"  # empty/NaN feature values: error | median (of the training split) | zero
+    # empty/NaN feature values: error | median (training split) | zero
+    missing: Annotated[str, OneOf(*MISSING)] = "error"
     # Time split (the handbook's protocol), anchored at the last day of the data:
-    train_days: int = 7
-    validation_days: int = 1  # the last training days, held out to stop training and tune the threshold
-    delay_days: int = 7  # labels of these days are not known yet when the model goes live
-    test_days: int = 7
+    train_days: Days = 7
+    validation_days: Days = 1  # the last training days, held out to stop training and tune the threshold
+    delay_days: Annotated[int, Range(0, 3_650)] = 7  # labels of these days are not known yet when the model goes live
+    test_days: Days = 7
     # Stratified split (no datetime column):
-    test_fraction: float = 0.2
-    validation_fraction: float = 0.1
-    split_seed: int = 0
+    test_fraction: Fraction = 0.2
+    validation_fraction: Fraction = 0.1
+    split_seed: Seed = 0
     # none | class_weight (balanced) | oversample (half of each training batch fraud). none by default: on the
     # handbook data's validation day it gave the best average precision (benchmarks/README.md); the tuned
     # threshold, not the loss, decides how many transactions are flagged.
-    imbalance: str = "none"
+    imbalance: Annotated[str, OneOf(*IMBALANCE)] = "none"
     # The simulator (no --data):
-    customers: int = 5000
-    terminals: int = 10_000
-    days: int = 60
-    simulation_seed: int = 0
+    # At least 10 of each: the simulator compromises 3 customers and 2 terminals a day.
+    customers: Population = 5000
+    terminals: Population = 10_000
+    days: Days = 60
+    simulation_seed: Seed = 0
 
 
 @dataclasses.dataclass
 class FraudModelConfig:
     name: str = "mlp"
-    width: int = 64
-    depth: int = 2
-    dropout: float = 0.3
-    l2: float = 1e-4
-    log1p: str = "auto"  # auto: non-negative, long-tailed numeric columns (amounts, counts) | none
-    categories: int = 100  # categorical columns: the most frequent training values kept (others: one bucket)
-    loss: str = "crossentropy"  # | focal
-    focal_gamma: float = 2.0
-    sequence_length: int = 5  # sequence model: the customer's last N transactions, the scored one last
+    width: Width = 64
+    depth: Small = 2
+    dropout: Dropout = 0.3
+    l2: NonNegative = 1e-4
+    log1p: Annotated[str, OneOf("auto", "none")] = "auto"  # auto: non-negative, long-tailed numbers (amounts)
+    categories: Count = 100  # categorical columns: the most frequent training values kept (others: one bucket)
+    loss: Annotated[str, OneOf(*LOSSES)] = "crossentropy"
+    focal_gamma: Annotated[float, Range(0, 100)] = 2.0
+    # sequence model: the customer's last N transactions, the scored one last
+    sequence_length: Annotated[int, Range(2, 1_000)] = 5
 
 
 @dataclasses.dataclass
@@ -248,18 +266,6 @@ class FraudPipeline(ClassificationPipeline[FraudConfig, FraudData]):
     def check_settings(self, config: FraudConfig) -> None:
         """Settings that are wrong whatever the data: reported before the data is read."""
         super().check_settings(config)
-        self.models.get(config.model.name)
-        for key, value, choices in (
-            ("data.imbalance", config.data.imbalance, IMBALANCE),
-            ("data.missing", config.data.missing, MISSING),
-            ("model.loss", config.model.loss, LOSSES),
-        ):
-            if value not in choices:
-                raise UserError(f"unknown {key} '{value}'; choose one of: {', '.join(choices)}")
-        if config.model.depth < 1 or config.model.width < 1 or config.model.categories < 1:
-            raise UserError("model.depth, model.width and model.categories must be >= 1")
-        if config.model.sequence_length < 2:
-            raise UserError(f"model.sequence_length must be >= 2, got {config.model.sequence_length}")
         if config.model.name in fraud_models.UNSUPERVISED and config.data.imbalance != "none":
             raise UserError(
                 f"the {config.model.name} model trains on legitimate transactions only; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from pipelines.core import figures
 from pipelines.core.callbacks import EpochSummaries
-from pipelines.core.config import TrainConfig
+from pipelines.core.config import Count, NonNegative, Range, Seed, Size, TrainConfig, Width
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Endpoints, LabelledData, Pipeline, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
@@ -38,23 +39,28 @@ class GenerativeModelConfig:
     # The class-conditional DCGAN by default: on MNIST, in 3 minutes, the unconditional one collapsed onto one
     # digit (spectral norm kept it spread but blurred: Fréchet 147 against 8.5; benchmarks/README.md).
     name: str = "cgan"
-    latent_dim: int = 64
-    width: int = 32  # filters: the generator's last layer (x2 before it), the discriminator's first (x2 after it)
-    label_smoothing: float = 0.1  # GANs: real images labelled 1 - this for the discriminator
-    spectral_norm: bool = False  # GANs: spectral normalisation of the discriminator's convolutions
-    discriminator_learning_rate: float = 2e-4  # GANs (train.learning_rate is the generator's, and the VAE's)
-    class_loss_weight: float = 0.0  # cgan: > 0 adds AC-GAN's class head to the discriminator, weighted by this
-    kl_weight: float = 1.0  # VAE
+    latent_dim: Width = 64
+    width: Width = 32  # filters: the generator's last layer (x2 before it), the discriminator's first (x2 after it)
+    # GANs: real images labelled 1 - this for the discriminator
+    label_smoothing: Annotated[float, Range(0, below=1)] = 0.1
+    # GANs: spectral normalisation of the discriminator's convolutions
+    spectral_norm: bool = False
+    # GANs (train.learning_rate is the generator's, and the VAE's)
+    discriminator_learning_rate: Annotated[float, Range(above=0, high=10)] = 2e-4
+    class_loss_weight: NonNegative = 0.0  # cgan: > 0 adds AC-GAN's class head to the discriminator, weighted by this
+    kl_weight: NonNegative = 1.0  # VAE
 
 
 @dataclasses.dataclass
 class GenerativeEvalConfig:
-    every_epochs: int = 1  # sample grid and quality figures every N epochs (0 = only at the end)
-    grid: int = 64  # images in the fixed-latent grid
-    epoch_samples: int = 500  # images scored each epoch (validation images as the reference)
-    samples: int = 2000  # images scored by evaluate (test images as the reference)
-    seed: int = 0  # first seed of the scored images
-    classifier_steps: int = 3000  # the quality classifier's training, in batches (its test accuracy goes to run.json)
+    # sample grid and quality figures every N epochs (0 = only at the end)
+    every_epochs: Size = 1
+    grid: Annotated[int, Range(1, 1_024)] = 64  # images in the fixed-latent grid
+    # images scored each epoch (validation images as the reference)
+    epoch_samples: Annotated[int, Range(2, 100_000)] = 500
+    samples: Annotated[int, Range(2, 1_000_000)] = 2000  # images scored by evaluate (test images as the reference)
+    seed: Seed = 0  # first seed of the scored images
+    classifier_steps: Count = 3000  # the quality classifier's training, in batches (its test accuracy goes to run.json)
 
 
 @dataclasses.dataclass
@@ -121,9 +127,6 @@ class GenerativePipeline(Pipeline[GenerativeConfig, GenerativeData]):
 
     def data_overrides(self, data_arg: str) -> list[str]:
         return path_or_tfds_overrides(data_arg)
-
-    def check_settings(self, config: GenerativeConfig) -> None:
-        self.models.get(config.model.name)  # an unknown model, before the data is read
 
     def metric_directions(self, config: GenerativeConfig) -> dict[str, str]:
         # Fréchet distance to real images: lower is better; recognisable share and class entropy (how evenly the

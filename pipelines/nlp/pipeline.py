@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
+from typing import Annotated
 
 import keras
 import numpy as np
@@ -17,7 +18,18 @@ import tensorflow as tf
 
 from pipelines.core import evaluation
 from pipelines.core.classification import ClassificationPipeline
-from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.config import (
+    Dropout,
+    EvalConfig,
+    Fraction,
+    NonNegative,
+    OneOf,
+    Range,
+    Seed,
+    Small,
+    TrainConfig,
+    Width,
+)
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
@@ -29,6 +41,7 @@ from pipelines.nlp import projector
 
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
 TOKENS = ("word", "character")
+Vocabulary = Annotated[int, Range(10, 10_000_000)]
 
 
 @dataclasses.dataclass
@@ -39,17 +52,15 @@ class NlpDataConfig:
     # columns, else 0 (label) and 1 (text); tfds: its ClassLabel and Text features.
     label_column: str = "auto"
     text_column: str = "auto"
-    header: str = (
-        "auto"  # auto: a header when a column is given by name, or when the first label occurs only once | true | false
-    )
+    # auto: a header when a column is given by name, or when the first label occurs only once
+    header: Annotated[str, OneOf("auto", "true", "false")] = "auto"
     delimiter: str = "auto"  # auto: comma for .csv, tab otherwise | tab | comma | one character
     encoding: str = "utf-8"
-    test_fraction: float = 0.2  # sources without a test split
-    validation_fraction: float = 0.1  # of what the test split leaves
-    split_seed: int = 0
-    class_weight: str = (
-        "auto"  # auto: balanced when the rarest class has < 40% of an even share (2 classes: < 20%) | balanced | none
-    )
+    test_fraction: Fraction = 0.2  # sources without a test split
+    validation_fraction: Fraction = 0.1  # of what the test split leaves
+    split_seed: Seed = 0
+    # auto: balanced when the rarest class has < 40% of an even share (2 classes: < 20%)
+    class_weight: Annotated[str, OneOf("auto", "balanced", "none")] = "auto"
     tfds_data_dir: str | None = None
 
 
@@ -57,26 +68,30 @@ class NlpDataConfig:
 class TextConfig:
     """How texts become model input (TextVectorization settings)."""
 
-    standardize: str = "lower_and_strip_punctuation"  # | lower | strip_punctuation | none
-    char_standardize: str = "lower"  # for character n-grams: punctuation and symbols ('£', '!!') carry signal
+    standardize: Annotated[str, OneOf(*STANDARDIZE)] = "lower_and_strip_punctuation"
+    # for character n-grams: punctuation and symbols ('£', '!!') carry signal
+    char_standardize: Annotated[str, OneOf(*STANDARDIZE)] = "lower"
     # The bag model's defaults won 5-fold cross-validation on the SMS training split (benchmarks/README.md).
-    word_ngrams: int = 2  # bag model: word 1..N-grams (0 = none)
-    char_ngrams: int = 4  # bag model: character 1..N-grams (0 = none)
-    max_tokens: int = 20_000  # vocabulary size: word n-grams (bag), tokens (sequence models)
-    char_max_tokens: int = 30_000  # vocabulary size: character n-grams (bag)
-    tokens: str = "word"  # sequence models (cnn, lstm, transformer): word | character
-    sequence_length: int = 0  # sequence models: tokens kept per text; 0 = the training texts' 95th percentile
+    word_ngrams: Annotated[int, Range(0, 10)] = 2  # bag model: word 1..N-grams (0 = none)
+    char_ngrams: Annotated[int, Range(0, 10)] = 4  # bag model: character 1..N-grams (0 = none)
+    max_tokens: Vocabulary = 20_000  # vocabulary size: word n-grams (bag), tokens (sequence models)
+    char_max_tokens: Vocabulary = 30_000  # vocabulary size: character n-grams (bag)
+    # sequence models (cnn, lstm, transformer)
+    tokens: Annotated[str, OneOf(*TOKENS)] = "word"
+    # sequence models: tokens kept per text; 0 = the training texts' 95th percentile
+    sequence_length: Annotated[int, Range(0, 100_000)] = 0
 
 
 @dataclasses.dataclass
 class NlpModelConfig:
     name: str = "bag"
-    width: int = 64  # hidden units (bag, lstm), embedding and model dim (cnn, transformer)
-    depth: int = 1  # hidden layers (bag), conv blocks (cnn), LSTM layers, Transformer blocks
-    heads: int = 4  # transformer
-    dropout: float = 0.3
-    input_dropout: float = 0.3  # bag: dropout on the tf-idf vector
-    l2: float = 0.0  # bag: L2 penalty on the hidden layer
+    width: Width = 64  # hidden units (bag, lstm), embedding and model dim (cnn, transformer)
+    # hidden layers (bag), conv blocks (cnn), LSTM layers, Transformer blocks
+    depth: Annotated[int, Range(0, 1_000)] = 1
+    heads: Small = 4  # transformer
+    dropout: Dropout = 0.3
+    input_dropout: Dropout = 0.3  # bag: dropout on the tf-idf vector
+    l2: NonNegative = 0.0  # bag: L2 penalty on the hidden layer
 
 
 @dataclasses.dataclass
@@ -159,23 +174,14 @@ class NlpPipeline(ClassificationPipeline[NlpConfig, NlpData]):
             raise UserError(f"this is a {self.task} config; choose the task with --task, not task={config.task}")
         super().check_settings(config)
         t = config.text
-        keras_standardize(t.standardize, "standardize")
-        keras_standardize(t.char_standardize, "char_standardize")
-        if t.tokens not in TOKENS:
-            raise UserError(f"unknown text.tokens '{t.tokens}'; choose one of: {', '.join(TOKENS)}")
-        if min(t.max_tokens, t.char_max_tokens) < 10 or min(t.word_ngrams, t.char_ngrams, t.sequence_length) < 0:
-            raise UserError(
-                "text.max_tokens and char_max_tokens must be >= 10, and word_ngrams, char_ngrams, sequence_length >= 0"
-            )
         if config.model.name in text_models.BAG_MODELS and not (t.word_ngrams or t.char_ngrams):
             raise UserError("the bag model needs text.word_ngrams or text.char_ngrams > 0")
         if config.model.name not in text_models.BAG_MODELS and config.model.depth < 1:
             raise UserError(f"model.depth must be >= 1 for {config.model.name}, got {config.model.depth}")
-        if config.model.name == "transformer" and (config.model.heads < 1 or config.model.width % config.model.heads):
+        if config.model.name == "transformer" and config.model.width % config.model.heads:
             raise UserError(
                 f"model.width ({config.model.width}) must be a multiple of model.heads ({config.model.heads})"
             )
-        self.models.get(config.model.name)  # an unknown model name, before the data is read
 
     def resolve_source(self, d: NlpDataConfig) -> str:
         if d.source != "auto":

@@ -14,13 +14,14 @@ import unicodedata
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from pipelines.core.callbacks import EpochSummaries
-from pipelines.core.config import TrainConfig
+from pipelines.core.config import Dropout, OneOf, Range, Seed, Size, Small, TrainConfig, Width
 from pipelines.core.errors import UserError
 from pipelines.core.pipeline import Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
 from pipelines.core.registry import Registry
@@ -33,53 +34,56 @@ from pipelines.nlp.data import SPLITS, table_rows
 
 SOURCES = Registry("translation data source")
 NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", "none")
+Share = Annotated[float, Range(above=0, below=0.5)]  # each of test and validation: training keeps the most
+Column = Annotated[int, Range(0, 1_000)]
 MIN_PAIRS = 10
 
 
 @dataclasses.dataclass
 class TranslationDataConfig:
-    source: str = (
-        "auto"  # auto | pairs | tfds  (auto: pairs for a file; tfds ted_hrlr_translate/pt_to_en without --data)
-    )
+    # auto | pairs | tfds  (auto: pairs for a file; tfds ted_hrlr_translate/pt_to_en without --data)
+    source: str = "auto"
     path: str | None = None  # TSV file of pairs, or a tfds translation dataset name
-    source_column: int = 0  # 0-based: the side translated from
-    target_column: int = 1  # the side translated to (further columns, e.g. Tatoeba's attribution, are ignored)
+    source_column: Column = 0  # 0-based: the side translated from
+    target_column: Column = 1  # the side translated to (further columns, e.g. Tatoeba's attribution, are ignored)
     header: bool = False  # the first row names the columns
     delimiter: str = "tab"
     encoding: str = "utf-8"
     # random: pairs shuffled by split_seed | ordered: the file's order, the last test_fraction is the test split
     # and the validation_fraction before it the validation split (Anki files are sorted by length)
-    split: str = "random"
-    test_fraction: float = 0.1
-    validation_fraction: float = 0.1
-    split_seed: int = 0
+    split: Annotated[str, OneOf("random", "ordered")] = "random"
+    test_fraction: Share = 0.1
+    validation_fraction: Share = 0.1
+    split_seed: Seed = 0
     tfds_data_dir: str | None = None
 
 
 @dataclasses.dataclass
 class TranslationTextConfig:
-    normalize: str = "NFC"  # Unicode normal form of every text read (NFC | NFKC | NFD | NFKD | none)
+    normalize: Annotated[str, OneOf(*NORMAL_FORMS)] = "NFC"  # Unicode normal form of every text read
     lowercase_source: bool = True
     lowercase_target: bool = False  # a translation keeps its capitals
-    max_tokens: int = 10_000  # vocabulary of each side
-    max_length: int = 0  # tokens per sentence (both sides; longer ones are cut); 0 = the longest training sentence
+    max_tokens: Annotated[int, Range(10, 10_000_000)] = 10_000  # vocabulary of each side
+    # tokens per sentence (both sides; longer ones are cut); 0 = the longest training sentence
+    max_length: Annotated[int, Range(0, 10_000)] = 0
 
 
 @dataclasses.dataclass
 class TranslationModelConfig:
     name: str = "transformer"  # transformer | lstm
-    width: int = 128  # embedding and model dimension
-    depth: int = 2  # encoder and decoder blocks (transformer), decoder LSTM layers (lstm)
-    heads: int = 4
-    dropout: float = 0.3  # a small corpus: overfitting is the enemy
+    width: Width = 128  # embedding and model dimension
+    depth: Small = 2  # encoder and decoder blocks (transformer), decoder LSTM layers (lstm)
+    heads: Small = 4
+    dropout: Dropout = 0.3  # a small corpus: overfitting is the enemy
 
 
 @dataclasses.dataclass
 class TranslationEvalConfig:
-    beam_size: int = 4  # evaluate, predict and serving_default (1 = greedy); both also in the SavedModel
-    length_penalty: float = 0.6  # beam search: scores divided by ((5 + length) / 6) ** this
-    every_epochs: int = 1  # validation BLEU/chrF (greedy) and sample translations every N epochs (0 = only at the end)
-    samples: int = 8  # translations shown in TensorBoard
+    # evaluate, predict and serving_default (1 = greedy); both also in the SavedModel
+    beam_size: Annotated[int, Range(1, 100)] = 4
+    length_penalty: Annotated[float, Range(0, 10)] = 0.6  # beam search: scores divided by ((5 + length) / 6) ** this
+    every_epochs: Size = 1  # validation BLEU/chrF (greedy) and sample translations every N epochs (0 = only at the end)
+    samples: Annotated[int, Range(0, 1_000)] = 8  # translations shown in TensorBoard
 
 
 @dataclasses.dataclass
@@ -138,16 +142,11 @@ def normalised(texts, form: str) -> list[str]:
 def split_pairs(sources: list[str], targets: list[str], config: TranslationDataConfig, name: str) -> Pairs:
     """train / validation / test by the file's order or at random (seeded)."""
     n = len(sources)
-    for what, fraction in (("test", config.test_fraction), ("validation", config.validation_fraction)):
-        if not 0 < fraction < 0.5:
-            raise UserError(f"data.{what}_fraction must be between 0 and 0.5, got {fraction}")
     if n - max(1, round(n * config.test_fraction)) - max(1, round(n * config.validation_fraction)) < MIN_PAIRS // 2:
         raise UserError(
             f"{name}: {n} pairs leave too few for training after the test and validation shares; "
             "add pairs or lower data.test_fraction / data.validation_fraction"
         )
-    if config.split not in ("random", "ordered"):
-        raise UserError(f"data.split must be random or ordered, got '{config.split}'")
     order = np.arange(n) if config.split == "ordered" else np.random.default_rng(config.split_seed).permutation(n)
     test = max(1, round(n * config.test_fraction))
     validation = max(1, round(n * config.validation_fraction))
@@ -294,19 +293,11 @@ class TranslationPipeline(Pipeline[TranslationConfig, TranslationData]):
     def check_settings(self, config: TranslationConfig) -> None:
         if config.task != self.task:
             raise UserError(f"this is a {self.task} config; choose the task with --task, not task={config.task}")
-        self.models.get(config.model.name)
-        t, m = config.text, config.model
-        if t.normalize not in NORMAL_FORMS:
-            raise UserError(f"unknown text.normalize '{t.normalize}'; choose one of: {', '.join(NORMAL_FORMS)}")
-        if t.max_tokens < 10 or t.max_length < 0:
-            raise UserError("text.max_tokens must be >= 10 and text.max_length >= 0")
-        if m.depth < 1 or m.heads < 1 or m.width % m.heads or (m.name == "lstm" and m.width % 2):
+        m = config.model
+        if m.width % m.heads or (m.name == "lstm" and m.width % 2):
             raise UserError(
-                f"model.depth and heads must be >= 1, and model.width ({m.width}) a multiple of heads "
-                f"({m.heads}) (lstm: an even number)"
+                f"model.width ({m.width}) must be a multiple of model.heads ({m.heads}) (lstm: an even number)"
             )
-        if config.eval.beam_size < 1:
-            raise UserError(f"eval.beam_size must be >= 1 (1 = greedy), got {config.eval.beam_size}")
         if config.train.monitor in ("val_bleu", "val_chrf") and config.eval.every_epochs != 1:
             raise UserError(
                 f"train.monitor={config.train.monitor} needs the validation translations every epoch "

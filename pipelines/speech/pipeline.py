@@ -8,8 +8,9 @@ functions on a client's raw samples or WAV bytes.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import keras
 import numpy as np
@@ -17,8 +18,9 @@ import tensorflow as tf
 
 from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
-from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.config import Dropout, EvalConfig, Fraction, Length, OneOf, Range, Seed, Small, TrainConfig, Width
 from pipelines.core.errors import UserError
+from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
 from pipelines.core.tracking import TrackConfig
@@ -27,6 +29,10 @@ from pipelines.speech import data as speech_data
 from pipelines.speech import models as speech_models
 
 FEATURES = ("auto", "logmel", "mfcc", "waveform")
+AUGMENTATIONS = (*speech_models.MODEL_AUGMENTATIONS, "noise", "crop")
+Share = Annotated[float, Range(0, below=1)]
+Milliseconds = Annotated[float, Range(1, 10_000)]  # at 1 kHz, the lowest rate: at least one sample
+Bins = Annotated[int, Range(1, 1_024)]
 
 
 @dataclasses.dataclass
@@ -35,17 +41,18 @@ class SpeechDataConfig:
     path: str | None = None  # WAV folder, or tfds dataset name
     label_pattern: str = "{label}_{speaker}_{index}"  # file stems, when the WAVs are not in class subfolders
     split: str = "random"  # random | index:0-4 | speaker:NAME[,NAME]  (what goes to the test split)
-    test_fraction: float = 0.2  # split=random, and tfds datasets without a test split
-    validation_fraction: float = 0.1  # of what the test split leaves (tfds without a validation split: of train)
-    split_seed: int = 0
-    on_bad_file: str = "error"  # error | skip (unreadable or empty WAVs)
-    sample_rate: int | None = None  # Hz; None = the data's most common rate (recorded in the run's config)
-    duration: float = 1.0  # seconds every clip is padded or cut to
-    features: str = "auto"  # auto (log-mel; waveform for waveform models) | logmel | mfcc | waveform
-    window_ms: float = 32.0  # STFT window
-    hop_ms: float = 16.0  # STFT step
-    mel_bins: int = 40
-    mfccs: int = 13
+    test_fraction: Fraction = 0.2  # split=random, and tfds datasets without a test split
+    validation_fraction: Fraction = 0.1  # of what the test split leaves (tfds without a validation split: of train)
+    split_seed: Seed = 0
+    on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # skip: unreadable or empty WAVs
+    # Hz; None = the data's most common rate (recorded in the run's config)
+    sample_rate: Annotated[int, Range(1_000, 384_000)] | None = None
+    duration: Annotated[float, Range(above=0, high=600)] = 1.0  # seconds every clip is padded or cut to
+    features: Annotated[str, OneOf(*FEATURES)] = "auto"  # auto: log-mel (waveform for waveform models)
+    window_ms: Milliseconds = 32.0  # STFT window
+    hop_ms: Milliseconds = 16.0  # STFT step
+    mel_bins: Bins = 40
+    mfccs: Bins = 13
     peak_normalize: bool = True  # scale every clip to peak 1 before the features (loudness is not the word)
     mean_normalize: bool = True  # subtract each clip's mean log-mel over its voiced frames (its microphone)
     cache: bool = True
@@ -55,18 +62,20 @@ class SpeechDataConfig:
 @dataclasses.dataclass
 class SpeechModelConfig:
     name: str = "cnn"
-    width: int = 32  # filters of the first conv stage (units / 2 for lstm, model dim / 2 for transformer)
-    depth: int = 2  # LSTM layers, Transformer blocks
-    dropout: float = 0.2
-    augment: list[str] = dataclasses.field(default_factory=lambda: ["shift", "specaugment"])  # + noise, crop
-    shift: float = 0.1  # time shift: up to this fraction of the clip either way
-    warp_time: float = 0.15  # warp: time stretched by up to +-15% ...
-    warp_freq: float = 0.1  # ... and the frequency axis by up to +-10%
-    time_masks: int = 2  # SpecAugment: masks per clip, each up to time_mask of the frames
-    time_mask: float = 0.1
-    freq_masks: int = 2  # ... and up to freq_mask of the bins
-    freq_mask: float = 0.15
-    noise_snr_db: list[float] = dataclasses.field(
+    width: Width = 32  # filters of the first conv stage (units / 2 for lstm, model dim / 2 for transformer)
+    depth: Small = 2  # LSTM layers, Transformer blocks
+    dropout: Dropout = 0.2
+    augment: list[Annotated[str, OneOf(*AUGMENTATIONS)]] = dataclasses.field(
+        default_factory=lambda: ["shift", "specaugment"]
+    )
+    shift: Share = 0.1  # time shift: up to this fraction of the clip either way
+    warp_time: Share = 0.15  # warp: time stretched by up to +-15% ...
+    warp_freq: Share = 0.1  # ... and the frequency axis by up to +-10%
+    time_masks: Annotated[int, Range(0, 100)] = 2  # SpecAugment: masks per clip, each up to time_mask of the frames
+    time_mask: Share = 0.1
+    freq_masks: Annotated[int, Range(0, 100)] = 2  # ... and up to freq_mask of the bins
+    freq_mask: Share = 0.15
+    noise_snr_db: Annotated[list[Annotated[float, Range(-60, 120)]], Length(2)] = dataclasses.field(
         default_factory=lambda: [10.0, 30.0]
     )  # white noise, SNR drawn in range
 
@@ -186,14 +195,8 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
         """Settings that are wrong whatever the data: reported before minutes of loading."""
         super().check_settings(config)
         d = config.data
-        if d.features not in FEATURES:
-            raise UserError(f"unknown data.features '{d.features}'; choose one of: {', '.join(FEATURES)}")
-        if d.window_ms <= 0 or d.hop_ms <= 0 or d.mel_bins < 1 or not 1 <= d.mfccs <= d.mel_bins:
-            raise UserError(
-                f"data.window_ms and hop_ms must be > 0 and 1 <= data.mfccs <= data.mel_bins; got "
-                f"{d.window_ms}, {d.hop_ms}, mfccs {d.mfccs}, mel_bins {d.mel_bins}"
-            )
-        self.models.get(config.model.name)  # an unknown model name, before the data is read
+        if d.mfccs > d.mel_bins:
+            raise UserError(f"data.mfccs ({d.mfccs}) must be at most data.mel_bins ({d.mel_bins})")
 
     def resolve(self, config: SpeechConfig, native_rate: int) -> None:
         """Fill in the automatic settings, so the run's config.yaml says what was used."""
@@ -294,10 +297,10 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
         waves = []
         for path in paths:
             try:
-                contents = tf.io.read_file(str(path))
+                contents = tf.io.read_file(os.fsencode(path))  # any bytes in the name
                 waves.append(audio.wav_to_waveform(contents, frontend.sample_rate, frontend.samples))
             except tf.errors.OpError as err:  # missing, a folder, not a WAV
-                raise UserError(f"cannot read WAV file {path}: {err.message.splitlines()[0]}") from None
+                raise UserError(f"cannot read WAV file {shown(path)}: {err.message.splitlines()[0]}") from None
         return frontend(tf.stack(waves)).numpy()
 
     def render_samples(self, inputs, y_true, probabilities, class_names) -> bytes | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
+from typing import Annotated
 
 import keras
 import numpy as np
@@ -11,25 +13,28 @@ import tensorflow as tf
 
 from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
-from pipelines.core.config import EvalConfig, TrainConfig
+from pipelines.core.config import Dropout, EvalConfig, Fraction, Length, OneOf, Range, Seed, Small, TrainConfig, Width
 from pipelines.core.errors import UserError
+from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
 from pipelines.core.tracking import TrackConfig
 from pipelines.vision import data as vision_data
 from pipelines.vision import models as vision_models
 
+Pixels = Annotated[int, Range(1, 8_192)]
+
 
 @dataclasses.dataclass
 class VisionDataConfig:
     source: str = "auto"  # auto | digits | idx | folder | tfds  (auto: from --data)
     path: str | None = None  # folder for idx/folder, dataset name for tfds
-    image_size: list[int] | None = None  # [height, width]; None = the source's native size
-    channels: int | None = None  # 1 or 3; None = the source's
-    test_fraction: float = 0.2  # sources without an official test split
-    validation_fraction: float = 0.1  # of what the test split leaves
-    split_seed: int = 0
-    on_bad_file: str = "error"  # error | skip (image folders)
+    image_size: Annotated[list[Pixels], Length(2)] | None = None  # [height, width]; None = the source's native size
+    channels: Annotated[int, OneOf(1, 3)] | None = None  # None = the source's
+    test_fraction: Fraction = 0.2  # sources without an official test split
+    validation_fraction: Fraction = 0.1  # of what the test split leaves
+    split_seed: Seed = 0
+    on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # image folders
     cache: bool = True
     tfds_data_dir: str | None = None
 
@@ -37,11 +42,13 @@ class VisionDataConfig:
 @dataclasses.dataclass
 class VisionModelConfig:
     name: str = "cnn"
-    width: int = 32  # filters of the first stage (units / 8 for the MLP)
-    depth: int = 2  # blocks per stage (resnet), hidden layers (mlp)
-    dropout: float = 0.2
-    augment: list[str] = dataclasses.field(default_factory=lambda: ["translate"])
-    weights: str = "none"  # keras.applications backbones: none | imagenet
+    width: Width = 32  # filters of the first stage (units / 8 for the MLP)
+    depth: Small = 2  # blocks per stage (resnet), hidden layers (mlp)
+    dropout: Dropout = 0.2
+    augment: list[Annotated[str, OneOf(*vision_models.AUGMENTATIONS)]] = dataclasses.field(
+        default_factory=lambda: ["translate"]
+    )
+    weights: Annotated[str, OneOf("none", "imagenet")] = "none"  # keras.applications backbones
     freeze_backbone: bool = False
 
 
@@ -68,15 +75,13 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
 
     def load_data(self, config: VisionConfig) -> LabelledData:
         size = config.data.image_size
-        if size is not None and (len(size) != 2 or min(size) < 1):
-            raise UserError(f"data.image_size must be [height, width] in pixels, got {size}")
         raw = self.sources.get(vision_data.resolve_source(config.data))(config.data)
         height, width = size or raw.image_shape[:2]
         channels = config.data.channels or raw.image_shape[2]
         if height is None or width is None:
             raise UserError(f"{raw.name} has images of varying size; set one with --set data.image_size=[224,224]")
         if channels not in (1, 3):
-            raise UserError(f"data.channels must be 1 or 3, got {channels}")
+            raise UserError(f"{raw.name} has images of {channels} channels; set --set data.channels=1 or 3")
 
         def prepare(image, label):
             return tf.cast(vision_data.fit_image(image, height, width, channels), tf.uint8), label
@@ -141,9 +146,9 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
         images = []
         for path in paths:
             try:
-                image = vision_data.decode_image(tf.io.read_file(str(path)))
+                image = vision_data.decode_image(tf.io.read_file(os.fsencode(path)))  # any bytes in the name
             except tf.errors.OpError as err:  # missing, a folder, no permission, not an image
-                raise UserError(f"cannot read image {path}: {err.message.splitlines()[0]}") from None
+                raise UserError(f"cannot read image {shown(path)}: {err.message.splitlines()[0]}") from None
             images.append(vision_data.fit_image(image, height, width, channels).numpy())
         return np.stack(images)
 

@@ -57,11 +57,20 @@ def test_single_class(tmp_path, image_folder):
         ("data.source=ftp", ["unknown vision data source 'ftp'", "digits"]),
         ("train.epochz=3", ["unknown config key 'train.epochz'"]),
         ("train.epochs=many", ["train.epochs", "expects int"]),
-        ("model.augment=[spin]", ["unknown augmentation 'spin'"]),
-        ("train.optimizer=lbfgs", ["unknown train.optimizer 'lbfgs'"]),
-        ("data.image_size=[224]", ["data.image_size must be [height, width]"]),
-        ("data.test_fraction=1.5", ["test share must be between 0 and 1"]),
-        ("data.validation_fraction=-0.1", ["validation share must be between 0 and 1"]),
+        ("model.augment=[spin]", ["'model.augment[0]' must be one of: translate", "got 'spin'"]),
+        ("train.optimizer=lbfgs", ["'train.optimizer' must be one of: adam, adamw, sgd; got 'lbfgs'"]),
+        ("data.image_size=[224]", ["'data.image_size' needs 2 values, got 1"]),
+        ("data.image_size=[0, 8]", ["'data.image_size[0]' must be >= 1 and <= 8,192, got 0"]),
+        ("data.test_fraction=1.5", ["'data.test_fraction' must be > 0 and < 1, got 1.5"]),
+        ("data.validation_fraction=-0.1", ["'data.validation_fraction' must be > 0 and < 1"]),
+        # the list: every one a traceback, a hang or a run started before
+        ("train.batch_size=0", ["'train.batch_size' must be >= 1"]),
+        ("train.batch_size=-4", ["'train.batch_size' must be >= 1"]),
+        ("train.learning_rate=nan", ["'train.learning_rate' must be a finite number"]),
+        ("train.learning_rate=inf", ["'train.learning_rate' must be a finite number"]),
+        ("train.learning_rate=1e30", ["'train.learning_rate' must be > 0 and <= 10, got 1e+30"]),
+        ("train.epochs=0", ["'train.epochs' must be >= 1"]),
+        ("train.epochs=-3", ["'train.epochs' must be >= 1"]),
     ],
 )
 def test_bad_settings(tmp_path, override, fragments):
@@ -72,6 +81,25 @@ def test_bad_settings(tmp_path, override, fragments):
 
 def test_missing_config_file(tmp_path):
     assert_one_line_error(dlapps("vision", "train", "--config", tmp_path / "run.yaml"), "config file not found")
+
+
+@pytest.mark.parametrize("name", ["../escape", "/tmp/abs", "a/b", ".hidden", "-x", "..", "x" * 300, "tab\there"])
+def test_run_names_stay_inside_the_runs_directory(tmp_path, name):
+    result = dlapps("vision", "train", "--runs-dir", tmp_path / "runs", "--name", name, *SETS)
+    assert_one_line_error(result, "--name")
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere, before any data was read
+
+
+def test_runs_dir_that_is_a_file(tmp_path):
+    (tmp_path / "runs").write_text("a file")
+    assert_one_line_error(dlapps("vision", "train", "--runs-dir", tmp_path / "runs", *SETS), "is a file, not a folder")
+
+
+def test_check_reads_the_data_and_writes_nothing(tmp_path):
+    result = dlapps("vision", "train", "--runs-dir", tmp_path, "--name", "ok", *SETS, "--check")
+    assert result.exit_code == 0, result.stderr
+    assert "settings and data OK: digits" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_run_directory_is_never_overwritten(tmp_path):

@@ -135,7 +135,7 @@ BAD = {
         ["--set", "data.context=300"],
         ["400 steps long; it must be at least 427: context 300 + horizon 7"],
     ),
-    "a zero horizon": ([], ["--set", "data.horizon=0"], ["data.horizon must be at least 1"]),
+    "a zero horizon": ([], ["--set", "data.horizon=0"], ["'data.horizon' must be >= 1"]),
     "log of negative values": ([(0, "-1")], ["--set", "data.transform=log"], ["needs positive values"]),
     "bad quantiles": ([], ["--set", "model.quantiles=[0.9,0.1]"], ["model.quantiles must rise"]),
 }

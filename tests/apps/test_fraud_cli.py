@@ -189,7 +189,7 @@ def test_predict_needs_the_models_columns(fraud_run, tmp_path):
     "setting, fragment",
     [
         ("model.name=forest", "unknown fraud model 'forest'"),
-        ("data.imbalance=smote", "unknown data.imbalance"),
+        ("data.imbalance=smote", "'data.imbalance' must be one of: class_weight, oversample, none"),
         ("eval.decision=cost", None),
     ],
 )

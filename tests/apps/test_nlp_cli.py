@@ -185,7 +185,11 @@ def test_a_run_repeats_from_its_config(nlp_run, tmp_path):
         (b"ham\thello\nspam\twin \xe9 now\n", [], ["line 2", "not utf-8"]),
         (b"ham\thello\nspam\twin\n", ["model.name=gpt"], ["unknown text model 'gpt'"]),
         (b"ham\thello\nspam\twin\n", ["text.tokens=bytes"], ["text.tokens"]),
-        (b"ham\thello\nspam\twin\n", ["eval.decision=best"], ["unknown eval.decision 'best'"]),
+        (
+            b"ham\thello\nspam\twin\n",
+            ["eval.decision=best"],
+            ["'eval.decision' must be one of: argmax, f1, cost; got 'best'"],
+        ),
         (b"ham\thello\nspam\twin\n", ["model.name=lstm", "model.depth=0"], ["model.depth must be >= 1"]),
         (
             "".join(f"{label}\t{text}\t\n" for label, text in messages(20)).encode(),

@@ -180,11 +180,11 @@ def test_bad_data(tmp_path, setup, fragments):
     "override,fragments",
     [
         ("model.name=wavenet", ["unknown speech model 'wavenet'", "cnn, lstm, transformer, wave_cnn"]),
-        ("data.features=mel", ["unknown data.features 'mel'"]),
+        ("data.features=mel", ["'data.features' must be one of: auto, logmel, mfcc, waveform"]),
         ("data.split=speaker:zoe", ["no speaker zoe"]),
         ("data.duration=0.01", ["frames"]),
-        ("model.augment=[echo]", ["unknown augmentation echo"]),
-        ("data.mfccs=60", ["1 <= data.mfccs <= data.mel_bins"]),
+        ("model.augment=[echo]", ["'model.augment[0]' must be one of: shift, warp, specaugment, noise, crop"]),
+        ("data.mfccs=60", ["data.mfccs (60) must be at most data.mel_bins (40)"]),
         ("data.features=mfcc model.augment=[warp]", ["warp bends the frequency axis"]),
     ],
 )

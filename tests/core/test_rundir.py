@@ -28,3 +28,17 @@ def test_require_model_explains_unfinished_runs(tmp_path):
     run = RunDir.create(tmp_path, "vision", "r1")
     with pytest.raises(UserError, match="--resume"):
         run.require_model()
+
+
+def test_default_names_never_collide(tmp_path):
+    roots = {RunDir.create(tmp_path, "vision", None).root for _ in range(3)}  # within one second, mostly
+    assert len(roots) == 3 and all(root.parent == (tmp_path / "vision").resolve() for root in roots)
+
+
+def test_runs_dir_is_resolved_and_a_linked_domain_folder_must_stay_inside(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs" / "vision").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="leads outside"):
+        RunDir.create(tmp_path / "runs", "vision", "r1")
+    assert RunDir.create(tmp_path / "runs" / ".." / "runs", "speech", "r1").root == tmp_path / "runs" / "speech" / "r1"
