@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import importlib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,29 @@ from pipelines.core.names import shown
 from pipelines.domains import DOMAINS
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so training stops as it does for Ctrl-C: state kept, resumable."""
+
+
+def sigterm_interrupts(command):
+    """While ``command`` runs, SIGTERM (a scheduler's stop: kill, systemd, Slurm) ends it as Ctrl-C does."""
+
+    def terminated(signum, frame):
+        raise Terminated("terminated (SIGTERM)")
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, terminated)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
 
 
 def reports_user_errors(command):
@@ -34,11 +57,13 @@ def reports_user_errors(command):
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except OSError as err:  # the system refused a path or a write: a name too long, no permission, a full disk
+            if err.filename is None and err.errno != errno.ENOSPC:
+                raise  # not about a file (a network error, a bug): its traceback says more than one line would
             click.echo(f"error: {system_refusal(err)}", err=True)
             sys.exit(EXIT_USER_ERROR)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as stop:
+            click.echo(f"\n{stop or 'interrupted'}", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
 
     return wrapper
 
@@ -131,6 +156,7 @@ def train_command(domain: str) -> click.Command:
     )
     @verbose_option
     @reports_user_errors
+    @sigterm_interrupts
     def train(data, config_path, overrides, name, runs_dir, resume_dir, check, verbose, task=None):
         """Train a model; logs, checkpoints, metrics and the model go to a new run directory."""
         config_file = resume_dir / "config.yaml" if resume_dir else config_path
@@ -160,6 +186,7 @@ def train_command(domain: str) -> click.Command:
                     f"run with --config {run.config} and a lower train.learning_rate"
                 )
             training.check_same_config(run)
+            run.lock()  # until this process ends
             config = cfg.load_yaml(run.config, pipeline.config_class)
             if check:
                 return check_only(pipeline, config, run)
@@ -173,14 +200,15 @@ def train_command(domain: str) -> click.Command:
                 return check_only(pipeline, config)
             data_splits, model = training.prepare(pipeline, config)
             run = training.create_run(pipeline, config, runs_dir, name)
+            run.lock()  # until this process ends
         click.echo(f"run directory: {run.root}", err=True)
         try:
             metrics = training.train(pipeline, config, data_splits, model, run)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             if run.info().get("status") == "training":  # not "trained": then only evaluation is left
                 run.write_info(status="interrupted")
-            click.echo(f"\ninterrupted; continue with: dlapps {domain} train --resume {run.root}", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            click.echo(f"\n{stop or 'interrupted'}; continue with: dlapps {domain} train --resume {run.root}", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
         click.echo(
             summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage)
@@ -193,14 +221,16 @@ def train_command(domain: str) -> click.Command:
 
 
 def check_only(pipeline, config, run=None) -> None:
-    """``train --check``: what training would read, checked and described; nothing trained or written."""
+    """``train --check``: everything training does before its first step (settings, data, the model built and
+    compiled), checked and described; nothing trained, nothing written."""
     from pipelines.core import training
 
-    pipeline.monitor_mode(config)
-    data = training.load_data(pipeline, config)
+    data, model = training.prepare(pipeline, config)
     if run is not None:
         training.check_same_data(run, data)
-    click.echo(f"settings and data OK: {data.describe()}")
+    click.echo(
+        f"settings, data and model OK: {data.describe()}; {config.model.name}, {model.count_params():,} parameters"
+    )
 
 
 def summary(domain: str, root: Path, headline: str, epochs: int, seconds: float, predict_usage: str) -> str:

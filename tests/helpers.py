@@ -2,7 +2,6 @@
 
 import collections
 import gzip
-import json
 import os
 import subprocess
 import sys
@@ -206,11 +205,9 @@ def _default_sigint():
 
 
 def finished_epochs(run: Path) -> int:
-    metadata = run / "checkpoints" / "backup" / "training_metadata.json"
-    try:
-        return json.loads(metadata.read_text())["epoch"] + 1
-    except (OSError, ValueError, KeyError):
-        return 0
+    """Epochs in the run's resume state (checkpoints/backup/epoch-NNNN.weights.h5)."""
+    names = [p.name for p in (run / "checkpoints" / "backup").glob("epoch-*.weights.h5") if "partial" not in p.name]
+    return max((int(name[6:10]) for name in names), default=0)
 
 
 def wait_for_epoch(process: subprocess.Popen, run: Path, at_least: int) -> int:
@@ -281,3 +278,22 @@ def toy_pairs(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
 def write_pairs(path, count: int = 40, extra: str = "\tCC-BY 2.0 (France) Attribution: tatoeba.org") -> None:
     sources, targets = toy_pairs(count)
     path.write_text("".join(f"{s}\t{t}{extra}\n" for s, t in zip(sources, targets)), encoding="utf-8")
+
+
+def huge_png(path: Path, side: int = 20_000) -> Path:
+    """A real, decodable grey PNG of side x side pixels in a few hundred KB (every row black: zlib shrinks it
+    a thousandfold), written row by row so making it costs no memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row, body = zlib.compressobj(9), b"\0" * (side + 1), []
+    body += [packer.compress(row) for _ in range(side)]
+    body.append(packer.flush())
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit grey
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(body)) + chunk(b"IEND", b"")
+    )
+    return path

@@ -15,7 +15,11 @@ test evaluation; the HParams session (config -> metrics) goes to ``logs/``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +31,7 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
 from pipelines.core import evaluation, figures
+from pipelines.core.errors import UserError
 
 # (inputs, y_true, probabilities, class_names) -> PNG bytes of a few examples with their predictions
 SampleRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, list], bytes]
@@ -237,11 +242,101 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.run.write_info(early_stopping={"wait": self.wait, "best": best})
 
 
+def save_atomically(model: keras.Model, path: Path) -> None:
+    """Write-then-rename: a kill while saving never leaves a half-written model behind."""
+    partial = path.with_name(f"{path.stem}.partial.keras")
+    model.save(partial)
+    partial.replace(path)
+
+
+class ResumeState(keras.callbacks.Callback):
+    """What ``--resume`` continues from: after every epoch, the weights and optimizer state as
+    ``epoch-NNNN.weights.h5`` in ``folder``.
+
+    Each file is written under a temporary name and renamed into place, and the one before it is kept until
+    the next is complete, so a kill at any instant leaves the last complete epoch (Keras' BackupAndRestore
+    overwrites one file in place: a kill while it writes leaves nothing to resume from). The epoch is in the
+    name, so weights and epoch count can never disagree. Training that ends removes the folder.
+    """
+
+    NAME = re.compile(r"epoch-(\d+)\.weights\.h5")
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def saved(self) -> list[tuple[int, Path]]:
+        """The complete states, newest first (a ``.partial`` file is a write that did not finish)."""
+        found = []
+        for path in self.folder.glob("epoch-*.weights.h5") if self.folder.is_dir() else ():
+            match = self.NAME.fullmatch(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        legacy, metadata = self.folder / "latest.weights.h5", self.folder / "training_metadata.json"
+        if legacy.is_file() and metadata.is_file():  # Keras' BackupAndRestore, which dlapps used before
+            found.append((int(json.loads(metadata.read_text())["epoch"]), legacy))
+        return sorted(found, reverse=True)
+
+    def on_train_begin(self, logs=None):
+        saved = self.saved()
+        if not saved:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
+        for epoch, path in saved:
+            try:
+                self.model.load_weights(path)
+            except Exception:  # a damaged file (a disk error, not a kill): the one before it
+                continue
+            self.model._initial_epoch = epoch  # how Keras' own BackupAndRestore tells fit where to start
+            return
+        raise UserError(f"the resume state in {self.folder} is damaged; start a new run with the same --config")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"epoch-{epoch + 1:04d}.weights.h5"
+        partial = path.with_name(f"epoch-{epoch + 1:04d}.partial.weights.h5")
+        self.model.save_weights(partial, overwrite=True)
+        _flush(partial)
+        partial.replace(path)
+        for _, older in self.saved()[2:]:
+            older.unlink(missing_ok=True)
+        for leftover in self.folder.glob("*.partial.weights.h5"):
+            leftover.unlink(missing_ok=True)
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class BestModel(keras.callbacks.Callback):
+    """``checkpoints/best.keras``: the model of the epoch with the best ``monitor`` so far (across --resume:
+    the best value so far comes from run.json), replaced only by a complete file."""
+
+    def __init__(self, path: Path, monitor: str, mode: str, best: float | None):
+        super().__init__()
+        self.path, self.monitor, self.best = Path(path), monitor, best
+        self.better = np.less if mode == "min" else np.greater
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or self.better(float(value), self.best)):
+            self.best = float(value)
+            save_atomically(self.model, self.path)
+
+
+def _flush(path: Path) -> None:
+    """Onto the disk before the rename that makes it current (a power cut, not only a kill, keeps it)."""
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
 class TrainingDiverged(Exception):
     """A loss became NaN or infinite (the training driver turns it into one line, with advice)."""
 
     def __init__(self, name: str, value: float, where: str):
-        super().__init__(f"{name} became {value} at {where}")
+        self.validation = name.startswith("val_")
+        what = "the validation loss" if self.validation else "training diverged"
+        super().__init__(f"{what}: {name} became {value} at {where}")
         self.where = where
 
 
@@ -294,16 +389,9 @@ def standard_callbacks(run, train_config, mode: str) -> list[keras.callbacks.Cal
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
         # Saved every epoch: an interrupted run resumes after its last finished epoch.
-        keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch"),
+        ResumeState(run.backup),
         # A resumed run keeps the best model so far unless a later epoch beats it.
-        keras.callbacks.ModelCheckpoint(
-            str(run.best_model),
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            verbose=0,
-            initial_value_threshold=run.info().get(f"best_{monitor}"),
-        ),
+        BestModel(run.best_model, monitor, mode, best=run.info().get(f"best_{monitor}")),
         RunProgress(run, monitor, mode),
     ]
     if train_config.max_minutes > 0:

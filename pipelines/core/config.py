@@ -4,8 +4,8 @@ Defaults live on the dataclasses and nowhere else. A domain's config is a datacl
 fields are sections (``data``, ``model``, ``train``, ``eval``); every leaf is typed, so a
 wrong type or an unknown key is a :class:`UserError` naming the key, never a silent default.
 A leaf's valid values are part of its type: ``Annotated[int, Range(1, 1000)]`` or
-``Annotated[str, OneOf("adam", "sgd")]``, checked whenever a config is built (``--set``,
-``--config``, ``--resume``), before any data is read. Every float must be finite.
+``Annotated[str, OneOf("adam", "sgd")]``, checked whenever a config is read (``--set``,
+``--config``, ``--resume``: :func:`from_dict`), before any data is. Every float must be finite.
 
 >>> cfg = apply_overrides(TrainConfig(), ["epochs=3", "learning_rate=1e-3"])
 >>> cfg.epochs, cfg.learning_rate
@@ -46,7 +46,7 @@ class Range:
             or (self.above is not None and value <= self.above)
             or (self.below is not None and value >= self.below)
         ):
-            raise UserError(f"config key '{path}' must be {self}, got {value!r}")
+            raise UserError(f"config key '{path}' must be {self}, got {_shown(value)}")
 
     def __str__(self) -> str:
         bounds = [
@@ -59,15 +59,17 @@ class Range:
 
 @dataclasses.dataclass(frozen=True)
 class OneOf:
-    """The valid names of a setting."""
+    """The valid names of a setting (``fold_case``: in any case, as ``true``/``True`` for a text flag)."""
 
     choices: tuple
+    fold_case: bool = False
 
-    def __init__(self, *choices: str | int):
+    def __init__(self, *choices: str | int, fold_case: bool = False):
         object.__setattr__(self, "choices", choices)
+        object.__setattr__(self, "fold_case", fold_case)
 
     def check(self, value: str | int, path: str) -> None:
-        if value not in self.choices:
+        if (value.lower() if self.fold_case else value) not in self.choices:
             known = ", ".join(map(str, self.choices))
             raise UserError(f"config key '{path}' must be one of: {known}; got {_shown(value)}")
 
@@ -146,7 +148,7 @@ class EvalConfig:
 
 def from_dict(cls: type, values: dict | None, where: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict, checking every key, type and range."""
-    values = values or {}
+    values = {} if values is None else values
     if not isinstance(values, dict):
         raise UserError(f"config section '{where or cls.__name__}' must be a mapping, got {_shown(values)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}

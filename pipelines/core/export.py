@@ -27,6 +27,8 @@ def export_saved_model(model: keras.Model, endpoints: Endpoints, path: Path) -> 
     for name, (fn, signature) in endpoints.items():
         archive.add_endpoint(name=name, fn=fn, input_signature=signature)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(".saved_model-*"):  # an export killed before its clean-up
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".saved_model-", dir=path.parent))
     try:
         archive.write_out(str(staging / "model"), verbose=False)

@@ -17,6 +17,7 @@ is one path component of letters, digits and ``._+-``, so a run always lands in 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core.errors import UserError
+from pipelines.core.names import shown
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class RunDir:
             return _timestamped(parent)
         check_name(name)
         root = parent / name
-        if root.exists():
+        if os.path.lexists(root):  # a dangling link too: mkdir would fail on it
             raise UserError(f"run directory {root} already exists; pick another --name or remove it yourself")
         return root
 
@@ -104,6 +106,28 @@ class RunDir:
     def write_metrics(self, metrics: dict) -> None:
         _write_json_atomically(self.metrics, metrics)
 
+    def lock(self) -> None:
+        """Claim the run for this process until it exits: a second process training it is refused in one line.
+
+        An advisory lock (flock) on ``.lock``, which the kernel releases when the process ends however it ends,
+        so a killed run never leaves a stale lock; the file names the holder's pid for the message.
+        """
+        path = (self.root / ".lock").resolve()
+        if path in _HELD_LOCKS:  # this process holds it already (the CLI called in-process, as tests do)
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(
+                f"{self.root} is being trained by process {holder}; wait for it to end or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD_LOCKS[path] = fd  # open for the life of the process: closing it would release the lock
+
     def require_model(self) -> Path:
         """Path of the trained model; a clear error when training never finished."""
         for path in (self.model, self.best_model):
@@ -115,17 +139,19 @@ class RunDir:
         )
 
 
-NAME = re.compile(r"\w[\w.+-]*")  # \w: letters and digits of any script, and "_"
-MAX_NAME = 100
+_HELD_LOCKS: dict[Path, int] = {}
+NAME = re.compile(r"\w[\w.,+=@-]*")  # \w: letters and digits of any script, and "_"
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes a name; a default name's -N suffix needs a few
 
 
 def check_name(name: str) -> None:
-    """A run name is one path component: no separators, no "..", no hidden names, at most :data:`MAX_NAME` long."""
-    if len(name) > MAX_NAME:
-        raise UserError(f"--name has {len(name)} characters; a run name is at most {MAX_NAME}")
+    """A run name is one path component: no separators, no "..", no hidden names, at most :data:`MAX_NAME_BYTES`
+    bytes of UTF-8 (100 CJK characters are 300)."""
+    if len(os.fsencode(name)) > MAX_NAME_BYTES:
+        raise UserError(f"--name is {len(os.fsencode(name))} bytes long; a run name is at most {MAX_NAME_BYTES}")
     if not NAME.fullmatch(name):
         raise UserError(
-            f"--name {name!r} is not a plain run name; use letters, digits and . _ + - "
+            f"--name {shown(name)!r} is not a plain run name; use letters, digits and . , _ + = @ - "
             "(not starting with . or -, no /): the run goes into RUNS_DIR/DOMAIN/NAME"
         )
 
@@ -139,17 +165,14 @@ def domain_folder(runs_dir: str | Path, domain: str) -> Path:
     existing = next(folder for folder in (runs_dir / domain, runs_dir, *runs_dir.parents) if folder.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--runs-dir: cannot write into {existing}; give a folder you can write to")
-    parent = (runs_dir / domain).resolve()  # a symlinked domain folder must still lie in runs_dir
-    if not parent.is_relative_to(runs_dir):
-        raise UserError(f"--runs-dir: {runs_dir / domain} leads outside {runs_dir} ({parent}); remove the link")
-    return parent
+    return runs_dir / domain  # a name of one component keeps every run in it
 
 
 def _timestamped(parent: Path) -> Path:
     """A new run's default name: the time it starts, with -2, -3, ... where a run started in the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     root, n = parent / stamp, 1
-    while root.exists():
+    while os.path.lexists(root):
         n += 1
         root = parent / f"{stamp}-{n}"
     return root

@@ -11,7 +11,6 @@ import logging
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -19,7 +18,7 @@ import tensorflow as tf
 
 from pipelines.core import callbacks as shared_callbacks
 from pipelines.core import tracking
-from pipelines.core.config import TrainConfig, dump_yaml, flatten, to_dict
+from pipelines.core.config import TrainConfig, dump_yaml, flatten, from_dict, to_dict
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest
 from pipelines.core.pipeline import Data, Pipeline
@@ -117,6 +116,7 @@ def prepare(pipeline: Pipeline, config: Any) -> tuple[Data, keras.Model]:
 
 def create_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None) -> RunDir:
     """A new run directory with its config; called after :func:`prepare`, so bad input leaves none behind."""
+    from_dict(type(config), to_dict(config))  # settings resolved from the data obey the ranges too: readable back
     run = RunDir.create(runs_dir, pipeline.domain, name)
     dump_yaml(config, run.config)
     run.write_info(config_digest=digest(run.config.read_bytes()))
@@ -140,7 +140,7 @@ def train(pipeline: Pipeline, config: Any, data: Data, model: keras.Model, run: 
     except shared_callbacks.TrainingDiverged as diverged:
         run.write_info(status="diverged", diverged_at=diverged.where)
         tracker.finish("diverged")
-        raise UserError(f"training diverged: {diverged}; {divergence_advice(pipeline, config, run)}") from None
+        raise UserError(f"{diverged}; {divergence_advice(pipeline, config, run, diverged.validation)}") from None
     except BaseException:
         tracker.finish("failed")
         raise
@@ -171,15 +171,16 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
             ],
             verbose=1 if sys.stdout.isatty() else 2,
         )
-        save_atomically(model, run.model)
+        shared_callbacks.save_atomically(model, run.model)
         run.write_info(status="trained", train_seconds=round(time.time() - started, 1))
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
     run.write_info(status="complete")
     return metrics
 
 
-def divergence_advice(pipeline: Pipeline, config: Any, run: RunDir) -> str:
-    """What the one line of a diverged run says: what is kept, and a new run with a lower rate."""
+def divergence_advice(pipeline: Pipeline, config: Any, run: RunDir, validation: bool) -> str:
+    """What the one line of a diverged run says: what is kept, and a new run with a lower rate (or, where only
+    the validation loss is not finite, a look at the validation data)."""
     done = run.info().get("epochs_done", 0)
     kept = (
         f"the checkpoints of epoch {done}, the last good one, are kept in {run.checkpoints}"
@@ -187,6 +188,8 @@ def divergence_advice(pipeline: Pipeline, config: Any, run: RunDir) -> str:
         else "no epoch had finished, so there is no checkpoint"
     )
     rate = config.train.learning_rate
+    if validation:
+        return f"{kept}. The training loss was finite: look for values in the validation data the model cannot take"
     return (
         f"{kept}. A run keeps its config, so start a new one, usually with a lower learning rate: "
         f"dlapps {pipeline.domain} train --config {run.config} --set train.learning_rate={rate / 10:g}"
@@ -220,10 +223,3 @@ def check_same_data(run: RunDir, data: Data) -> None:
                 f"the data has changed since {run.root} was trained ({shown}); "
                 "use the data it was trained on, or train a new run"
             )
-
-
-def save_atomically(model: keras.Model, path: Path) -> None:
-    """Write-then-rename: a kill while saving never leaves a half-written model behind."""
-    partial = path.with_name(f"{path.stem}.partial.keras")
-    model.save(partial)
-    partial.replace(path)

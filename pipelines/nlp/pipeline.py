@@ -53,7 +53,7 @@ class NlpDataConfig:
     label_column: str = "auto"
     text_column: str = "auto"
     # auto: a header when a column is given by name, or when the first label occurs only once
-    header: Annotated[str, OneOf("auto", "true", "false")] = "auto"
+    header: Annotated[str, OneOf("auto", "true", "false", fold_case=True)] = "auto"
     delimiter: str = "auto"  # auto: comma for .csv, tab otherwise | tab | comma | one character
     encoding: str = "utf-8"
     test_fraction: Fraction = 0.2  # sources without a test split

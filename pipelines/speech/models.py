@@ -167,7 +167,8 @@ def model_input(config: Any, data, model: str, spectral: bool) -> tuple[keras.Ke
                 f"for data.features={data.frontend.kind}"
             )
         x = Warp(config.warp_time, config.warp_freq, data.silence)(x)
-    normalize = layers.Normalization(axis=-1 if spectral else None, name="normalize")
+    # float32 under mixed precision too: its statistics are adapted in float32 (float16 would also lose them)
+    normalize = layers.Normalization(axis=-1 if spectral else None, name="normalize", dtype="float32")
     normalize.adapt(data.stats_source)
     x = normalize(x)
     if "specaugment" in config.augment:

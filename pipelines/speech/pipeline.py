@@ -46,7 +46,7 @@ class SpeechDataConfig:
     split_seed: Seed = 0
     on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # skip: unreadable or empty WAVs
     # Hz; None = the data's most common rate (recorded in the run's config)
-    sample_rate: Annotated[int, Range(1_000, 384_000)] | None = None
+    sample_rate: Annotated[int, Range(speech_data.MIN_RATE, speech_data.MAX_RATE)] | None = None
     duration: Annotated[float, Range(above=0, high=600)] = 1.0  # seconds every clip is padded or cut to
     features: Annotated[str, OneOf(*FEATURES)] = "auto"  # auto: log-mel (waveform for waveform models)
     window_ms: Milliseconds = 32.0  # STFT window

@@ -53,6 +53,37 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
 
+def header_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    """Height x width as a PNG, GIF, BMP or JPEG header states it, read without decoding (a 400 KB PNG can state
+    20000 x 20000 pixels: 1.2 GB decoded); 0 for other formats (decoding decides about those)."""
+
+    def number(start: int, length: int, big_endian: bool = False) -> tf.Tensor:
+        digits = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, start, length), tf.uint8), tf.int64)
+        digits = tf.reverse(digits, [0]) if big_endian else digits
+        return tf.reduce_sum(digits * tf.constant([1, 1 << 8, 1 << 16, 1 << 24], tf.int64)[:length])
+
+    def png():  # IHDR: width, height
+        return number(16, 4, big_endian=True) * number(20, 4, big_endian=True)
+
+    def gif():  # logical screen: width, height
+        return number(6, 2) * number(8, 2)
+
+    def bmp():  # width, height (a negative height: rows stored top-down)
+        height = number(22, 4)
+        return number(18, 4) * tf.abs(tf.where(height >= 1 << 31, height - (1 << 32), height))
+
+    def jpeg():
+        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))
+
+    def starts(prefix: bytes) -> tf.Tensor:
+        return tf.logical_and(tf.strings.length(encoded) >= 26, tf.strings.substr(encoded, 0, len(prefix)) == prefix)
+
+    return tf.case(
+        [(starts(b"\x89PNG"), png), (starts(b"GIF8"), gif), (starts(b"BM"), bmp), (starts(b"\xff\xd8"), jpeg)],
+        default=lambda: tf.constant(0, tf.int64),
+    )
+
+
 def fit_image(image: tf.Tensor, height: int, width: int, channels: int) -> tf.Tensor:
     """Any uint8 image -> float32 [height, width, channels] of whole numbers 0..255 (grey <-> RGB, resized).
 
@@ -131,7 +162,7 @@ def folder_source(config: Any) -> RawImages:
     """A folder with one subfolder per class of PNG/JPEG/BMP/GIF files (any size, grey or colour)."""
     root = _existing_path(config.path)
     paths, labels, class_names = _list_class_folders(root)
-    paths, labels, shapes, contents = _keep_decodable(paths, labels, config.on_bad_file, root)
+    paths, labels, shapes, contents = _keep_decodable(paths, labels, config, root)
     if len(set(labels)) < 2:
         raise UserError(f"{root} has usable images in only one class; a classifier needs at least two")
     (h, w), _ = Counter(s[:2] for s in shapes).most_common(1)[0]
@@ -262,23 +293,37 @@ def _list_class_folders(root: Path) -> tuple[list[bytes], list[int], list[str]]:
     return paths, labels, [shown(p.name) for p in class_dirs]
 
 
-def _keep_decodable(paths: list[bytes], labels: list[int], on_bad_file: str, root: Path):
-    """Decode every file once (in parallel, in tf.data); report or drop those that fail. Also: each kept file's
-    shape and the fingerprint of its bytes (the data fingerprint's part)."""
+def _keep_decodable(paths: list[bytes], labels: list[int], config: Any, root: Path):
+    """Decode every file once (in parallel, in tf.data); report or drop those that fail, and those whose header
+    states more than ``data.max_pixels`` (never decoded). Also: each kept file's shape and the fingerprint of its
+    bytes (the data fingerprint's part)."""
     if len(paths) > 2000:
         log.info("checking %s images in %s ...", f"{len(paths):,}", root)
+    on_bad_file, oversized = config.on_bad_file, tf.constant([-1, -1, -1])
 
     def probe(path):
         contents = tf.io.read_file(path)
-        shape = tf.shape(tf.io.decode_image(contents, channels=0, expand_animations=False))
+        shape = tf.cond(
+            header_pixels(contents) > config.max_pixels,
+            lambda: oversized,
+            lambda: tf.shape(tf.io.decode_image(contents, channels=0, expand_animations=False)),
+        )
         return path, shape, tf.fingerprint(contents[None])[0]
 
     probed = tf.data.Dataset.from_tensor_slices(paths).map(
         probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     found = {p: (tuple(int(v) for v in s), f.tobytes().hex()) for p, s, f in probed.ignore_errors().as_numpy_iterator()}
-    shapes = {path: shape for path, (shape, _) in found.items()}
-    bad = [p for p in paths if p not in shapes]
+    too_large = [p for p, (shape, _) in found.items() if shape[0] < 0]
+    if too_large and on_bad_file != "skip":
+        raise UserError(
+            f"{shown(too_large[0])} states more than data.max_pixels={config.max_pixels:,} pixels ({len(too_large)} "
+            "such file(s)); shrink them, raise data.max_pixels, or --set data.on_bad_file=skip"
+        )
+    if too_large:
+        log.warning("skipped %d image(s) larger than data.max_pixels: %s", len(too_large), shown(too_large[0]))
+    shapes = {path: shape for path, (shape, _) in found.items() if shape[0] >= 0}
+    bad = [p for p in paths if p not in found]
     if bad and on_bad_file != "skip":
         named = ", ".join(map(shown, bad[:3])) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise UserError(

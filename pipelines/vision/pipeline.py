@@ -35,6 +35,8 @@ class VisionDataConfig:
     validation_fraction: Fraction = 0.1  # of what the test split leaves
     split_seed: Seed = 0
     on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # image folders
+    # Image folders: a file whose header states more pixels is refused (or skipped) before it is decoded.
+    max_pixels: Annotated[int, Range(1, 2**31 - 1)] = 40_000_000
     cache: bool = True
     tfds_data_dir: str | None = None
 

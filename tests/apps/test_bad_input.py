@@ -98,7 +98,7 @@ def test_runs_dir_that_is_a_file(tmp_path):
 def test_check_reads_the_data_and_writes_nothing(tmp_path):
     result = dlapps("vision", "train", "--runs-dir", tmp_path, "--name", "ok", *SETS, "--check")
     assert result.exit_code == 0, result.stderr
-    assert "settings and data OK: digits" in result.output
+    assert "settings, data and model OK: digits" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -139,3 +139,16 @@ def test_damaged_run_directory(tmp_path, folder_run):
 def test_resume_refuses_new_settings_and_finished_runs(folder_run):
     assert_one_line_error(dlapps("vision", "train", "--resume", folder_run[0], "--set", "train.epochs=3"), "--resume")
     assert_one_line_error(dlapps("vision", "train", "--resume", folder_run[0]), "already finished")
+
+
+def test_an_image_whose_header_states_too_many_pixels_is_never_decoded(tmp_path, image_folder):
+    """A 389 KB PNG of 20000 x 20000 pixels took 7.7 GB to train on (1.2 GB to check): its header is read, and it is
+    refused by name (or skipped with data.on_bad_file=skip) before anything decodes it."""
+    from tests.helpers import huge_png
+
+    folder = make_folder(tmp_path / "imgs", {"a": 6, "b": 6}, image_folder)
+    huge_png(folder / "a" / "huge.png")
+    args = ["vision", "train", "--data", folder, "--runs-dir", tmp_path / "runs", *SETS, "--check"]
+    assert_one_line_error(dlapps(*args), "huge.png states more than data.max_pixels=40,000,000", "on_bad_file=skip")
+    assert dlapps(*args, "--set", "data.on_bad_file=skip").exit_code == 0
+    assert dlapps(*args, "--set", "data.max_pixels=400000000").exit_code == 0  # asked for: decoded (1.2 GB)

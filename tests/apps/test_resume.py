@@ -96,3 +96,47 @@ def test_a_two_optimizer_gan_resumes_after_a_kill(tmp_path, mixed):
         "optimizer": epochs * steps,
         "discriminator_optimizer": epochs * steps,
     }
+
+
+def long_run(tmp_path, epochs: int, steps: int) -> list:
+    settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8"]
+    return ["vision", "train", "--runs-dir", tmp_path, "--name", "r", *[x for s in settings for x in ("--set", s)]]
+
+
+def test_sigterm_stops_as_ctrl_c_does_and_a_second_trainer_is_refused(tmp_path):
+    from tests.helpers import assert_one_line_error
+
+    run = tmp_path / "vision" / "r"
+    first = start_cli(*long_run(tmp_path, EPOCHS, STEPS), "--set", "eval.every_epochs=0")
+    wait_for_epoch(first, run, 1)
+    assert_one_line_error(dlapps("vision", "train", "--resume", run), "is being trained by process", str(first.pid))
+    first.terminate()  # SIGTERM: what kill, systemd and Slurm send
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 143, err
+    assert f"terminated (SIGTERM); continue with: dlapps vision train --resume {run}" in err and "Traceback" not in err
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_kill_9_at_random_moments_loses_nothing(tmp_path):
+    """Five kills at random moments (some land while the resume state is written), each followed by --resume
+    (the dead process's lock is no obstacle); the run ends with every optimizer step done exactly once."""
+    import random
+    import time
+
+    import keras
+
+    from tests.helpers import finished_epochs
+
+    epochs, steps, rng = 60, 2, random.Random(0)
+    run = tmp_path / "vision" / "r"
+    process = start_cli(*long_run(tmp_path, epochs, steps), "--set", "eval.every_epochs=0")
+    for _ in range(5):
+        wait_for_epoch(process, run, finished_epochs(run) + 1)
+        time.sleep(rng.uniform(0, 0.3))
+        process.kill()
+        process.communicate(timeout=60)
+        process = start_cli("vision", "train", "--resume", run)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    model = keras.models.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == epochs * steps

@@ -173,7 +173,7 @@ def problem(result) -> str | None:
     lines = result.stderr.strip().splitlines()
     if result.exit_code == 2 and not (len(lines) == 1 and lines[0].startswith("error: ")):
         return f"not one line: {result.stderr[-300:]!r}"
-    if result.exit_code == 0 and "settings and data OK" not in result.output:
+    if result.exit_code == 0 and "settings, data and model OK" not in result.output:
         return f"exit 0 without the check's line: {result.output[-300:]!r}"
     return None
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from pipelines.core.config import TrainConfig, apply_overrides, dump_yaml, flatten, from_dict, load_yaml
+from pipelines.core.config import TrainConfig, apply_overrides, dump_yaml, flatten, from_dict, load_yaml, to_dict
 from pipelines.core.errors import UserError
 
 
@@ -180,3 +180,8 @@ def test_config_files_are_bounded_regular_utf8_and_shallow(tmp_path):
     for message, path in cases.items():
         with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
             load_yaml(path, Config)
+
+
+def test_every_default_obeys_its_own_declaration():
+    for cls in every_config_class():
+        assert from_dict(cls, to_dict(cls())) == cls(), cls.__name__

@@ -35,10 +35,20 @@ def test_default_names_never_collide(tmp_path):
     assert len(roots) == 3 and all(root.parent == (tmp_path / "vision").resolve() for root in roots)
 
 
-def test_runs_dir_is_resolved_and_a_linked_domain_folder_must_stay_inside(tmp_path):
+def test_runs_dir_is_resolved_and_a_linked_domain_folder_is_followed(tmp_path):
     (tmp_path / "runs").mkdir()
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "runs" / "vision").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(UserError, match="leads outside"):
-        RunDir.create(tmp_path / "runs", "vision", "r1")
+    (tmp_path / "big-disk").mkdir()
+    (tmp_path / "runs" / "vision").symlink_to(tmp_path / "big-disk")  # runs on another disk: a common set-up
+    assert RunDir.create(tmp_path / "runs", "vision", "r1").root.resolve() == tmp_path / "big-disk" / "r1"
     assert RunDir.create(tmp_path / "runs" / ".." / "runs", "speech", "r1").root == tmp_path / "runs" / "speech" / "r1"
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "-x", "..", "漢" * 100, "tab\tthere", ""])
+def test_run_names_are_one_plain_path_component(tmp_path, name):
+    with pytest.raises(UserError, match="--name"):
+        RunDir.create(tmp_path, "vision", name)
+
+
+@pytest.mark.parametrize("name", ["lr=3e-4,bs=64", "baseline", "漢字", "run@2", "v1.2+fix"])
+def test_plain_names_of_any_script_are_run_names(tmp_path, name):
+    assert RunDir.create(tmp_path, "vision", name).root.name == name

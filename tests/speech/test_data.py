@@ -179,3 +179,17 @@ def test_tfds_source_reads_a_locally_built_dataset(tmp_path):
 def test_unknown_tfds_name_is_a_user_error():
     with pytest.raises(UserError, match="not available"):
         data.tfds_source(SpeechDataConfig(source="tfds", path="no_such_dataset_xyz"))
+
+
+def test_a_header_that_states_an_implausible_rate_is_named_not_resampled(tmp_path):
+    """A WAV whose header says 1 Hz would be resampled into gigabytes (6 GB, or an abort): it is refused by name,
+    or skipped and reported, before any resampling."""
+    for label, freq in (("yes", 300), ("no", 1200)):
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            (tmp_path / label / f"{i:03d}.wav").write_bytes(wav_bytes(tone(freq, 8000, 0.2), 8000))
+    (tmp_path / "yes" / "one-hertz.wav").write_bytes(wav_bytes(tone(300, 8000, 0.5), 1))
+    with pytest.raises(UserError, match=r"rate outside 1,000\.\.384,000 Hz: .*one-hertz\.wav; .*on_bad_file=skip"):
+        data.folder_source(folder_config(tmp_path))
+    raw = data.folder_source(folder_config(tmp_path, on_bad_file="skip", test_fraction=0.34))
+    assert sum(raw.sizes.values()) == 12
