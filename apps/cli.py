@@ -137,7 +137,7 @@ def train_command(domain: str) -> click.Command:
         metavar="KEY=VALUE",
         help="Change one setting, e.g. train.epochs=5 (repeatable).",
     )
-    @click.option("--name", help="Run directory name: letters, digits and . _ + - (default: a timestamp).")
+    @click.option("--name", help="Run directory name: letters, digits and . , _ + = @ - (default: a timestamp).")
     @click.option(
         "--runs-dir",
         default="runs",
@@ -152,7 +152,9 @@ def train_command(domain: str) -> click.Command:
         help="Continue an interrupted run from its last epoch.",
     )
     @click.option(
-        "--check", is_flag=True, help="Check the settings and read the data, then stop: no training, no run directory."
+        "--check",
+        is_flag=True,
+        help="Check the settings, read the data, build the model, then stop: no training, nothing written.",
     )
     @verbose_option
     @reports_user_errors
@@ -186,10 +188,10 @@ def train_command(domain: str) -> click.Command:
                     f"run with --config {run.config} and a lower train.learning_rate"
                 )
             training.check_same_config(run)
-            run.lock()  # until this process ends
             config = cfg.load_yaml(run.config, pipeline.config_class)
             if check:
-                return check_only(pipeline, config, run)
+                return check_only(pipeline, config, run)  # reads only: no lock taken
+            run.lock()  # until this process ends
             data_splits, model = training.prepare(pipeline, config)
             training.check_same_data(run, data_splits)
         else:

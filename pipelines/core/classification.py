@@ -17,7 +17,6 @@ from pipelines.core.pipeline import LabelledData, Pipeline, one_line
 from pipelines.core.rundir import RunDir
 
 log = logging.getLogger(__name__)
-DECISIONS = ("argmax", "f1", "cost")
 
 C = TypeVar("C")  # the domain's config dataclass: sections data, model, train (TrainConfig), eval (EvalConfig)
 D = TypeVar("D", bound=LabelledData)
@@ -27,18 +26,6 @@ class ClassificationPipeline(Pipeline[C, D]):
     """Softmax output, cross-entropy, the field's classification metrics and serving outputs."""
 
     run_files = ("samples/confusion_matrix.png", "samples/pr_curves.png")
-
-    def check_settings(self, config: C) -> None:
-        self.check_decision(config)
-
-    @staticmethod
-    def check_decision(config: C) -> None:
-        if config.eval.decision not in DECISIONS:
-            raise UserError(f"unknown eval.decision '{config.eval.decision}'; choose one of: {', '.join(DECISIONS)}")
-        if config.eval.decision == "cost" and min(config.eval.cost_fp, config.eval.cost_fn) <= 0:
-            raise UserError(
-                f"eval.cost_fp and eval.cost_fn must be > 0, got {config.eval.cost_fp} and {config.eval.cost_fn}"
-            )
 
     def compile_args(self, config: C, data: D) -> dict:
         k = config.eval.top_k

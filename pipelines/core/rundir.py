@@ -12,7 +12,7 @@ runs/<domain>/<name>/
   samples/        PNG figures a person looks at
 ```
 A run directory is never overwritten: creating one that exists is a :class:`UserError`. A run's name
-is one path component of letters, digits and ``._+-``, so a run always lands in ``<runs dir>/<domain>/``.
+is one path component of letters, digits and ``.,_+=@-``, so a run always lands in ``<runs dir>/<domain>/``.
 """
 
 from __future__ import annotations

@@ -295,7 +295,8 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
             )
         if bad:
             log.warning("skipped %d file(s) under %s (%s): %s", len(bad), root, what, ", ".join(map(shown, bad[:10])))
-    keep = [c for c in clips if found.get(c.path, (0, 0))[0] > 0 and c.path not in implausible]
+    refused = set(implausible)
+    keep = [c for c in clips if found.get(c.path, (0, 0))[0] > 0 and c.path not in refused]
     if not keep:
         raise UserError(f"no readable, non-empty WAV files under {root}")
     return keep, [found[c.path][1] for c in keep], [found[c.path][2] for c in keep]

@@ -206,9 +206,10 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
         if d.features == "waveform" and config.model.augment == SpeechModelConfig().augment:
             config.model.augment = ["shift"]  # the default's SpecAugment needs spectral features
         d.sample_rate = d.sample_rate or native_rate
-        if d.sample_rate < 1000 or d.duration <= 0:
+        if not speech_data.MIN_RATE <= d.sample_rate <= speech_data.MAX_RATE:  # a tfds dataset's rate, unchecked so far
             raise UserError(
-                f"data.sample_rate must be >= 1000 Hz and data.duration > 0 s, got {d.sample_rate}, {d.duration}"
+                f"the data's sample rate is {d.sample_rate:,} Hz; set data.sample_rate between "
+                f"{speech_data.MIN_RATE:,} and {speech_data.MAX_RATE:,}"
             )
         frontend = frontend_for(config)
         if d.features != "waveform" and (frontend.window < 16 or frontend.hop < 1 or frontend.frames < 4):
