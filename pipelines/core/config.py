@@ -18,8 +18,6 @@ import dataclasses
 import functools
 import math
 import operator
-import os
-import stat
 import types
 import typing
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Annotated, Any
 import yaml
 
 from pipelines.core.errors import UserError
+from pipelines.core.files import read_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,26 +200,11 @@ def load_yaml(path: str | Path, cls: type) -> Any:
 def read_config_file(path: str | Path) -> Any:
     """A config file's YAML document: a bounded, regular, UTF-8 file, or a :class:`UserError` saying why not."""
     path = Path(path)
+    raw = read_bytes(path, "config file", "; give a YAML file such as a run's config.yaml", MAX_CONFIG_BYTES)
     try:
-        info = os.stat(path)  # stat, not open: opening a FIFO would wait for a writer
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except OSError as err:
-        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise UserError(f"config file {path} is not a regular file; give a YAML file such as a run's config.yaml")
-    if info.st_size > MAX_CONFIG_BYTES:
-        raise UserError(f"config file {path} has {info.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
-    try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_CONFIG_BYTES + 1)
         text = raw.decode("utf-8")
-    except OSError as err:
-        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
         raise UserError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise UserError(f"config file {path} grew past {MAX_CONFIG_BYTES:,} bytes while being read")
     try:
         values = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as err:  # ValueError: an integer of more than 4,300 digits

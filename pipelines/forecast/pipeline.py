@@ -24,6 +24,7 @@ import tensorflow as tf
 from pipelines.core.callbacks import png_batch
 from pipelines.core.config import Fraction, OneOf, Range, TrainConfig
 from pipelines.core.errors import UserError
+from pipelines.core.files import checked_file
 from pipelines.core.fingerprint import digest
 from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, csv_line
 from pipelines.core.registry import Registry
@@ -518,6 +519,8 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         serve = self.serving_endpoints(model, info, config)["serving_default"][0]
         multi = len(f["series"]) > 1
         header = ["series"] * multi + ["timestamp", "median", f"p{_percent(levels[0])}", f"p{_percent(levels[-1])}"]
+        for path in inputs:  # every file, before the first line of output
+            checked_file(path, "data file", "; give CSV files of recent values")
         yield csv_line(header)
         for path in inputs:
             for found in self.recent_series(path, f, config):

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import UserError
+from pipelines.core.files import checked_file
 
 MAX_MISSING = 0.2  # a larger share of filled steps means the times follow no regular frequency
 TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "year", "step", "t")
@@ -127,8 +128,7 @@ class Collection:
 def read_table(path: str) -> pd.DataFrame:
     """A CSV file (plain or .gz) as text columns, every cell as written."""
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(f"data file not found: {file}; give a CSV file with a time and a target column")
+    checked_file(file, "data file", "; give a CSV file with a time and a target column")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:

@@ -37,6 +37,7 @@ from pipelines.core.config import (
     Width,
 )
 from pipelines.core.errors import UserError
+from pipelines.core.files import checked_file
 from pipelines.core.pipeline import Endpoints, LabelledData, csv_line
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
@@ -446,6 +447,8 @@ class FraudPipeline(ClassificationPipeline[FraudConfig, FraudData]):
     def predict_lines(self, inputs: list[str], model: keras.Model, info: dict, config: FraudConfig) -> Iterator[str]:
         """CSV on stdout: file, line, fraud_probability, is_fraud for every transaction of every file."""
         threshold = np.float32((info.get("decision") or {}).get("threshold", 0.5))
+        for path in inputs:  # every file, before the first line of output
+            checked_file(path, "data file", "; give CSV files of transactions (plain or .gz)")
         yield csv_line(["file", "line", "fraud_probability", "is_fraud"])
         for path in inputs:
             t = self.read_for_prediction(path, info, config)

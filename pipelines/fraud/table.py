@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.core.errors import UserError
+from pipelines.core.files import checked_file
 
 MISSING = {"", "nan", "NaN", "NA", "N/A", "null", "NULL", "None"}
 # Dates with an optional time, and an optional time-zone suffix (ignored: times are read as written).
@@ -53,8 +54,7 @@ def read_csv(path: str | Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     """Header, rows and each row's line number of a CSV file, gzip or plain, with a clear error for what
     cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data file not found: {path}")
+    checked_file(path, "data file", "; give a CSV file of transactions (plain or .gz)")
     with path.open("rb") as probe:
         zipped = probe.read(2) == b"\x1f\x8b"  # by content, not by name
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.core.errors import UserError
+from pipelines.core.files import checked_file
 from pipelines.core.names import shown
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
@@ -215,11 +216,7 @@ def checked(reader, path: Path):
 def table_source(config: Any) -> RawText:
     """A TSV/CSV file: label<TAB>text by default; columns by name or 0-based position."""
     path = Path(config.path)
-    if not path.is_file():
-        raise UserError(
-            f"data file {path} does not exist; pass a TSV/CSV file, a folder of class subfolders, "
-            "or tfds:NAME for a TensorFlow Datasets dataset"
-        )
+    checked_file(path, "data file", "; pass a TSV/CSV file, a folder of class subfolders, or tfds:NAME")
     texts, labels = read_table(path, config)
     return labelled(texts, labels, config, path.name)
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from pipelines.core.callbacks import EpochSummaries
 from pipelines.core.config import Dropout, OneOf, Range, Seed, Size, Small, TrainConfig, Width
 from pipelines.core.errors import UserError
+from pipelines.core.files import checked_file
 from pipelines.core.pipeline import Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
 from pipelines.core.registry import Registry
 from pipelines.core.rundir import RunDir
@@ -162,12 +163,10 @@ def split_pairs(sources: list[str], targets: list[str], config: TranslationDataC
 @SOURCES.register("pairs")
 def pairs_source(config: TranslationDataConfig) -> Pairs:
     """A TSV file of sentence pairs: source<TAB>target[<TAB>anything], columns configurable."""
-    path = Path(config.path or "")
-    if not config.path or not path.is_file():
-        raise UserError(
-            f"data file {config.path} does not exist; pass a TSV file of source<TAB>target lines, "
-            "or tfds:NAME for a TensorFlow Datasets translation dataset"
-        )
+    if not config.path:
+        raise UserError("data.source=pairs reads a file: pass --data FILE.tsv (source<TAB>target lines)")
+    path = Path(config.path)
+    checked_file(path, "data file", "; pass a TSV file of source<TAB>target lines, or tfds:NAME")
     if min(config.source_column, config.target_column) < 0 or config.source_column == config.target_column:
         raise UserError(
             f"data.source_column ({config.source_column}) and data.target_column ({config.target_column}) "

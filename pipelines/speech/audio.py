@@ -170,10 +170,23 @@ def fit_length(wave: tf.Tensor, length: int, offset=None) -> tf.Tensor:
     return tf.reshape(tf.pad(wave, pad), [-1, length] if wave.shape.rank == 2 else [length])
 
 
+MIN_RATE, MAX_RATE = 1_000, 384_000  # Hz: telephone audio to studio recordings (data.sample_rate's range too)
+
+
 def wav_to_waveform(contents: tf.Tensor, rate: int, length: int) -> tf.Tensor:
-    """Whole WAV file -> float32 [length] mono at ``rate``: what serving's ``wav_bytes`` does per file."""
+    """Whole WAV file -> float32 [length] mono at ``rate``: what serving's ``wav_bytes`` does per file.
+
+    A header stating a rate outside MIN_RATE..MAX_RATE is refused (InvalidArgumentError), as the data sources
+    refuse it: resampling "1 Hz" to 16 kHz would make gigabytes of a small file.
+    """
     samples, file_rate = decode_wav(contents)
-    return fit_length(resample(to_mono(samples), file_rate, rate), length)
+    message = f"the WAV header states a sample rate outside {MIN_RATE:,}..{MAX_RATE:,} Hz"
+    checks = [
+        tf.debugging.assert_greater_equal(file_rate, tf.constant(MIN_RATE, file_rate.dtype), message=message),
+        tf.debugging.assert_less_equal(file_rate, tf.constant(MAX_RATE, file_rate.dtype), message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return fit_length(resample(to_mono(samples), tf.identity(file_rate), rate), length)
 
 
 # --- features -------------------------------------------------------------------------------

@@ -258,9 +258,6 @@ def _clip(path: Path, label: str, fields: dict) -> Clip:
     return Clip(os.fsencode(path), label, fields.get("speaker"), None if index is None else int(index))
 
 
-MIN_RATE, MAX_RATE = 1_000, 384_000  # Hz: telephone audio to studio recordings (data.sample_rate's range too)
-
-
 def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[list[Clip], list[int], list[str]]:
     """Decode every file once (in parallel, in tf.data); report or drop the unreadable and the empty. Returns the
     kept clips, their rates and the fingerprints of their bytes (the data fingerprint's part)."""
@@ -282,11 +279,11 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
     unreadable = [c.path for c in clips if c.path not in found]
     empty = [c.path for c in clips if found.get(c.path, (1, 0))[0] == 0]
     # A header's rate decides how much resampling makes of a file: "1 Hz" would turn 1 MB into gigabytes.
-    implausible = [p for p, (n, rate, _) in found.items() if n and not MIN_RATE <= rate <= MAX_RATE]
+    implausible = [p for p, (n, rate, _) in found.items() if n and not audio.MIN_RATE <= rate <= audio.MAX_RATE]
     for bad, what in (
         (unreadable, "not readable WAV files"),
         (empty, "WAV files with no samples"),
-        (implausible, f"WAV files whose header states a rate outside {MIN_RATE:,}..{MAX_RATE:,} Hz"),
+        (implausible, f"WAV files whose header states a rate outside {audio.MIN_RATE:,}..{audio.MAX_RATE:,} Hz"),
     ):
         if bad and on_bad_file != "skip":
             named = ", ".join(map(shown, bad[:3])) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")

@@ -8,7 +8,6 @@ functions on a client's raw samples or WAV bytes.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import Dropout, EvalConfig, Fraction, Length, OneOf, Range, Seed, Small, TrainConfig, Width
 from pipelines.core.errors import UserError
+from pipelines.core.files import read_bytes
 from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
@@ -46,7 +46,7 @@ class SpeechDataConfig:
     split_seed: Seed = 0
     on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # skip: unreadable or empty WAVs
     # Hz; None = the data's most common rate (recorded in the run's config)
-    sample_rate: Annotated[int, Range(speech_data.MIN_RATE, speech_data.MAX_RATE)] | None = None
+    sample_rate: Annotated[int, Range(audio.MIN_RATE, audio.MAX_RATE)] | None = None
     duration: Annotated[float, Range(above=0, high=600)] = 1.0  # seconds every clip is padded or cut to
     features: Annotated[str, OneOf(*FEATURES)] = "auto"  # auto: log-mel (waveform for waveform models)
     window_ms: Milliseconds = 32.0  # STFT window
@@ -206,10 +206,10 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
         if d.features == "waveform" and config.model.augment == SpeechModelConfig().augment:
             config.model.augment = ["shift"]  # the default's SpecAugment needs spectral features
         d.sample_rate = d.sample_rate or native_rate
-        if not speech_data.MIN_RATE <= d.sample_rate <= speech_data.MAX_RATE:  # a tfds dataset's rate, unchecked so far
+        if not audio.MIN_RATE <= d.sample_rate <= audio.MAX_RATE:  # a tfds dataset's rate, unchecked so far
             raise UserError(
                 f"the data's sample rate is {d.sample_rate:,} Hz; set data.sample_rate between "
-                f"{speech_data.MIN_RATE:,} and {speech_data.MAX_RATE:,}"
+                f"{audio.MIN_RATE:,} and {audio.MAX_RATE:,}"
             )
         frontend = frontend_for(config)
         if d.features != "waveform" and (frontend.window < 16 or frontend.hop < 1 or frontend.frames < 4):
@@ -297,10 +297,10 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
         frontend = frontend_for(config)
         waves = []
         for path in paths:
+            contents = tf.constant(read_bytes(path, "WAV file", "; give .wav files"))
             try:
-                contents = tf.io.read_file(os.fsencode(path))  # any bytes in the name
                 waves.append(audio.wav_to_waveform(contents, frontend.sample_rate, frontend.samples))
-            except tf.errors.OpError as err:  # missing, a folder, not a WAV
+            except tf.errors.OpError as err:  # not a WAV, a rate no one records at
                 raise UserError(f"cannot read WAV file {shown(path)}: {err.message.splitlines()[0]}") from None
         return frontend(tf.stack(waves)).numpy()
 

@@ -53,6 +53,15 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
 
+def decode_bounded(encoded: tf.Tensor, max_pixels: int) -> tf.Tensor:
+    """:func:`decode_image`, refusing (InvalidArgumentError) an image whose header states more than
+    ``max_pixels``: predict and serving never decode what the folder source would have refused."""
+    message = f"the image header states more than data.max_pixels={max_pixels:,} pixels"
+    small = tf.debugging.assert_less_equal(header_pixels(encoded), tf.constant(max_pixels, tf.int64), message=message)
+    with tf.control_dependencies([small]):
+        return decode_image(tf.identity(encoded))
+
+
 def header_pixels(encoded: tf.Tensor) -> tf.Tensor:
     """Height x width as a PNG, GIF, BMP or JPEG header states it, read without decoding (a 400 KB PNG can state
     20000 x 20000 pixels: 1.2 GB decoded); 0 for other formats (decoding decides about those)."""

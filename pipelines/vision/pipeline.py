@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from pipelines.core import figures
 from pipelines.core.classification import ClassificationPipeline
 from pipelines.core.config import Dropout, EvalConfig, Fraction, Length, OneOf, Range, Seed, Small, TrainConfig, Width
 from pipelines.core.errors import UserError
+from pipelines.core.files import read_bytes
 from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
 from pipelines.core.stages import batched
@@ -114,7 +114,9 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
         def from_bytes(image_bytes):
             # Images of any size: decode and fit one by one, then classify as a batch.
             images = tf.map_fn(
-                lambda b: vision_data.fit_image(vision_data.decode_image(b), height, width, channels),
+                lambda b: vision_data.fit_image(
+                    vision_data.decode_bounded(b, config.data.max_pixels), height, width, channels
+                ),
                 image_bytes,
                 fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
             )
@@ -147,9 +149,10 @@ class VisionPipeline(ClassificationPipeline[VisionConfig, LabelledData]):
         height, width, channels = model.input_shape[1:]
         images = []
         for path in paths:
+            contents = tf.constant(read_bytes(path, "image", "; give image files (PNG, JPEG, GIF or BMP)"))
             try:
-                image = vision_data.decode_image(tf.io.read_file(os.fsencode(path)))  # any bytes in the name
-            except tf.errors.OpError as err:  # missing, a folder, no permission, not an image
+                image = vision_data.decode_bounded(contents, config.data.max_pixels)
+            except tf.errors.OpError as err:  # not an image, too many pixels
                 raise UserError(f"cannot read image {shown(path)}: {err.message.splitlines()[0]}") from None
             images.append(vision_data.fit_image(image, height, width, channels).numpy())
         return np.stack(images)

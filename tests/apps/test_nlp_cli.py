@@ -173,7 +173,7 @@ def test_a_run_repeats_from_its_config(nlp_run, tmp_path):
 @pytest.mark.parametrize(
     "content,sets,fragments",
     [
-        (None, [], ["does not exist", "missing.tsv"]),
+        (None, [], ["not found", "missing.tsv"]),
         (b"", [], ["has no rows"]),
         (b"label\ttext\n", ["data.label_column=label"], ["header row but no data rows"]),
         (

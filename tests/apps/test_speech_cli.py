@@ -207,3 +207,19 @@ def test_config_yaml_repeats_the_run_exactly(speech_run, tmp_path):
     assert result.exit_code == 0, result.stderr
     again = json.loads((tmp_path / "speech" / "again" / "metrics.json").read_text())
     assert again == json.loads((run / "metrics.json").read_text())
+
+
+def test_predict_and_serving_refuse_a_wav_of_an_implausible_rate(speech_run, tmp_path):
+    """A WAV whose header says 1 Hz, which the sources refuse, is refused by predict and by the exported
+    ``wav_bytes`` signature before resampling makes gigabytes of it (InvalidArgument: a 400 for a server)."""
+    import tensorflow as tf
+
+    run, _ = speech_run
+    one_hertz = tmp_path / "one-hertz.wav"
+    one_hertz.write_bytes(wav_bytes(tone(300, 8000, 0.5), 1))
+    assert_one_line_error(dlapps("speech", "predict", run, one_hertz), "one-hertz.wav", "outside 1,000..384,000 Hz")
+    assert_one_line_error(dlapps("speech", "predict", run, "/dev/zero"), "is not a regular file")
+    assert dlapps("speech", "export", run).exit_code == 0
+    serve = tf.saved_model.load(str(run / "export" / "saved_model")).signatures["wav_bytes"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="outside 1,000..384,000 Hz"):
+        serve(wav_bytes=tf.constant([one_hertz.read_bytes()]))

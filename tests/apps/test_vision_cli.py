@@ -101,10 +101,12 @@ def test_tflite_gives_the_same_top1(folder_run, image_folder):
     result = dlapps("vision", "export", run, "--format", "tflite")
     assert result.exit_code == 0, result.stderr
     model = keras.models.load_model(run / "model.keras", compile=False)
-    from pipelines.vision.pipeline import PIPELINE
+    from pipelines.core import config as cfg
+    from pipelines.vision.pipeline import PIPELINE, VisionConfig
 
+    config = cfg.load_yaml(run / "config.yaml", VisionConfig)
     files = sorted(p for c in ("hbar", "square", "vbar") for p in (image_folder / c).iterdir())[:12]
-    images = PIPELINE.read_inputs(files, model, config=None)
+    images = PIPELINE.read_inputs(files, model, config)
     interpreter = tf.lite.Interpreter(model_path=str(run / "export" / "model.tflite"))
     runner = interpreter.get_signature_runner("serving_pixels")
     lite = np.concatenate([runner(images=img[None])["probabilities"] for img in images])

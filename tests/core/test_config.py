@@ -163,8 +163,8 @@ def test_config_files_are_bounded_regular_utf8_and_shallow(tmp_path):
         "is not UTF-8 text (byte 17)": write(tmp_path / "latin1.yaml", b"train:\n  epochs: \xff\n"),
         "nested more than 16 levels": write(tmp_path / "deep.yaml", b"a: " + b"[" * 5000 + b"]" * 5000),
         "nested more than 16 levels deep": write(tmp_path / "deep2.yaml", b"a: " + b"[" * 20 + b"]" * 20),
-        "is not a regular file": tmp_path,
-        f"a config is at most {MAX_CONFIG_BYTES:,}": write(tmp_path / "big.yaml", b"#" * (MAX_CONFIG_BYTES + 1)),
+        "is a folder, not a file": tmp_path,
+        f"bytes; at most {MAX_CONFIG_BYTES:,} are read": write(tmp_path / "big.yaml", b"#" * (MAX_CONFIG_BYTES + 1)),
         "holds more than 100,000 values": write(
             tmp_path / "laughs.yaml",
             b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
@@ -175,7 +175,9 @@ def test_config_files_are_bounded_regular_utf8_and_shallow(tmp_path):
         ),
     }
     os.mkfifo(tmp_path / "fifo")
-    cases["is not a regular file; give a YAML file"] = tmp_path / "fifo"  # opening it would wait for a writer
+    cases["is not a regular file (a device, a pipe or a socket); give a YAML file"] = (
+        tmp_path / "fifo"
+    )  # opening it would wait for a writer
     cases["/dev/zero is not a regular file"] = "/dev/zero"
     for message, path in cases.items():
         with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):

@@ -123,7 +123,7 @@ def test_a_named_label_column_finds_the_other_of_two(tmp_path):
 
 
 def test_missing_table_file(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="not found"):
         table(tmp_path / "nope.tsv")
 
 
