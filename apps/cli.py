@@ -6,9 +6,12 @@ A :class:`UserError` becomes one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import importlib
+import os
+import re
 import signal
 import sys
 import time
@@ -47,7 +50,8 @@ def sigterm_interrupts(command):
 
 
 def reports_user_errors(command):
-    """Turn a UserError into one line on stderr and exit code 2 (never a traceback)."""
+    """Turn a UserError (or a refusal by the system: a full disk, a path) into one line on stderr and exit code
+    2, never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -56,24 +60,62 @@ def reports_user_errors(command):
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_USER_ERROR)
-        except OSError as err:  # the system refused a path or a write: a name too long, no permission, a full disk
-            if err.filename is None and err.errno != errno.ENOSPC:
-                raise  # not about a file (a network error, a bug): its traceback says more than one line would
-            click.echo(f"error: {system_refusal(err)}", err=True)
-            sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt as stop:
             click.echo(f"\n{stop or 'interrupted'}", err=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+        except Exception as err:
+            line = system_refusal(err)
+            if line is None:
+                raise  # not about a file (a network error, a bug): its traceback says more than one line would
+            click.echo(f"error: {line}", err=True)
+            sys.exit(EXIT_USER_ERROR)
 
     return wrapper
 
 
-def system_refusal(err: OSError) -> str:
-    """An OSError as one line: what the system said, about which path, and what to do."""
-    where = f" ({shown(err.filename)})" if err.filename else ""
-    if err.errno == errno.ENOSPC:
-        return f"no space left on the device{where}; free some space, then repeat the command (train: --resume)"
-    return f"{err.strerror or err}{where}; check the path and its permissions"
+def system_refusal(err: Exception) -> str | None:
+    """An error the system raised about a path (a full disk, a name too long, no permission) as one line: what,
+    where, and what to do; None for any other error."""
+    where = full_disk(err)
+    if where is not None:
+        return no_space(where, "repeat the command")
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.strerror or err} ({shown(err.filename)}); check the path and its permissions"
+    return None
+
+
+def no_space(where, then: str) -> str:
+    return f"no space left on the device{f' ({shown(where)})' if where else ''}; free some space, then {then}"
+
+
+@contextlib.contextmanager
+def writing_into(folder: Path, then: str = "repeat the command"):
+    """A full disk while a command writes into ``folder`` becomes one line, naming the file (or the folder, where
+    the error names no file or one a clean-up has removed: a staging folder's) and what to do next."""
+    try:
+        yield
+    except Exception as err:
+        where = full_disk(err)
+        if where is None:
+            raise
+        raise UserError(no_space(where if where and os.path.lexists(where) else folder, then)) from None
+
+
+NO_SPACE = re.compile(r"(?:(\S*/\S*?);? )?No space left on device")  # TensorFlow's "<file>; No space left ..."
+
+
+def full_disk(err: BaseException | None) -> str | None:
+    """Where a write found the disk full: the path (or "" when nothing names one), None when ``err`` is another
+    error. Python says so with errno ENOSPC; TensorFlow's writers (event files, SavedModels) raise errors of their
+    own whose message carries the system's words and the file."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return err.filename or ""
+        match = NO_SPACE.search(str(err))
+        if match:
+            return match.group(1) or ""
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def load_pipeline(domain: str, verbose: bool, task: str | None = None):
@@ -113,11 +155,15 @@ def open_trained_run(domain: str, run_dir: Path, verbose: bool):
 def load_model(run):
     import keras
 
+    from pipelines.core.training import check_model_fits
+
     path = run.require_model()
     try:
-        return keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False)
     except Exception as err:  # a truncated or foreign file: Keras raises many types
         raise UserError(f"cannot load the model {path}: {str(err).splitlines()[0]}") from None
+    check_model_fits(run, model, path)
+    return model
 
 
 verbose_option = click.option("--verbose", is_flag=True, help="Show TensorFlow's own logging and warnings.")
@@ -192,6 +238,12 @@ def train_command(domain: str) -> click.Command:
             if check:
                 return check_only(pipeline, config, run)  # reads only: no lock taken
             run.lock()  # until this process ends
+            if status == "training":  # and no process holds it (the lock is ours): its trainer was stopped short
+                click.echo(
+                    f"{run.root} was left 'training' by a process that ended before it could say so "
+                    "(killed, out of memory, or no disk space to write it); resuming",
+                    err=True,
+                )
             data_splits, model = training.prepare(pipeline, config)
             training.check_same_data(run, data_splits)
         else:
@@ -201,11 +253,18 @@ def train_command(domain: str) -> click.Command:
             if check:
                 return check_only(pipeline, config)
             data_splits, model = training.prepare(pipeline, config)
-            run = training.create_run(pipeline, config, runs_dir, name)
+            with writing_into(runs_dir):
+                run = training.create_run(pipeline, config, runs_dir, name)
             run.lock()  # until this process ends
         click.echo(f"run directory: {run.root}", err=True)
         try:
-            metrics = training.train(pipeline, config, data_splits, model, run)
+            with writing_into(run.root, then=f"continue with: dlapps {domain} train --resume {run.root}"):
+                metrics = training.train(pipeline, config, data_splits, model, run)
+        except UserError:
+            if run.info().get("status") == "training":  # the disk filled up: said, and resumable
+                with contextlib.suppress(OSError):
+                    run.write_info(status="interrupted", stopped_by="no space left on the device")
+            raise
         except KeyboardInterrupt as stop:
             if run.info().get("status") == "training":  # not "trained": then only evaluation is left
                 run.write_info(status="interrupted")
@@ -260,8 +319,9 @@ def evaluate_command(domain: str) -> click.Command:
 
         data = load_data(pipeline, config)
         check_same_data(run, data)
-        metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
-        Tracker(run, config.track, domain).log_evaluation(metrics, step=config.train.epochs)
+        with writing_into(run.root):
+            metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
+            Tracker(run, config.track, domain).log_evaluation(metrics, step=config.train.epochs)
         click.echo(f"{pipeline.headline(metrics)}\nwritten: {run.metrics}, {run.samples}/")
 
     return evaluate
@@ -302,7 +362,8 @@ def sample_command(domain: str) -> click.Command:
         """Make images with a run's generator: a grid PNG, and one PNG per image with --out-dir."""
         pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
         images = pipeline.sample(model, run.info(), count, seed, label)
-        written = pipeline.write_samples(images, out or run.samples / "sample.png", out_dir, seed)
+        with writing_into(out_dir or run.samples):
+            written = pipeline.write_samples(images, out or run.samples / "sample.png", out_dir, seed)
         click.echo("\n".join(str(path) for path in written))
 
     return sample
@@ -323,10 +384,11 @@ def export_command(domain: str) -> click.Command:
         from pipelines.core.tracking import Tracker
 
         endpoints = pipeline.serving_endpoints(model, run.info(), config)
-        path = exporter.export_saved_model(model, endpoints, run.saved_model)
-        if fmt == "tflite":
-            path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
-        Tracker(run, config.track, domain).log_export(path)
+        with writing_into(run.export):
+            path = exporter.export_saved_model(model, endpoints, run.saved_model)
+            if fmt == "tflite":
+                path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
+            Tracker(run, config.track, domain).log_export(path)
         click.echo(str(path))
 
     return export

@@ -205,9 +205,10 @@ def _default_sigint():
 
 
 def finished_epochs(run: Path) -> int:
-    """Epochs in the run's resume state (checkpoints/backup/epoch-NNNN.weights.h5)."""
-    names = [p.name for p in (run / "checkpoints" / "backup").glob("epoch-*.weights.h5") if "partial" not in p.name]
-    return max((int(name[6:10]) for name in names), default=0)
+    """Epochs in the run's resume state (checkpoints/backup/epoch-NNNN.keras)."""
+    from pipelines.core.callbacks import ResumeState
+
+    return max((epoch for epoch, _ in ResumeState(run / "checkpoints" / "backup").saved()), default=0)
 
 
 def wait_for_epoch(process: subprocess.Popen, run: Path, at_least: int) -> int:

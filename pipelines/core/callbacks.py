@@ -243,15 +243,26 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:
-    """Write-then-rename: a kill while saving never leaves a half-written model behind."""
+    """Write-then-rename: a kill while saving never leaves a half-written model behind, and a failed write (a
+    full disk) removes its partial file, giving its space back.
+
+    Always the ``.keras`` format: Keras writes its weights into memory and the file through Python, so a full
+    disk is an OSError. A ``.weights.h5`` file is written by HDF5 itself, which crashes the process on a full
+    disk (h5py segfaults while closing the file).
+    """
     partial = path.with_name(f"{path.stem}.partial.keras")
-    model.save(partial)
+    try:
+        model.save(partial)
+        _flush(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(path)
 
 
 class ResumeState(keras.callbacks.Callback):
-    """What ``--resume`` continues from: after every epoch, the weights and optimizer state as
-    ``epoch-NNNN.weights.h5`` in ``folder``.
+    """What ``--resume`` continues from: after every epoch, the model with its optimizer state as
+    ``epoch-NNNN.keras`` in ``folder``.
 
     Each file is written under a temporary name and renamed into place, and the one before it is kept until
     the next is complete, so a kill at any instant leaves the last complete epoch (Keras' BackupAndRestore
@@ -259,7 +270,7 @@ class ResumeState(keras.callbacks.Callback):
     name, so weights and epoch count can never disagree. Training that ends removes the folder.
     """
 
-    NAME = re.compile(r"epoch-(\d+)\.weights\.h5")
+    NAME = re.compile(r"epoch-(\d+)\.(keras|weights\.h5)")  # .weights.h5: written by dlapps before 2026-12
 
     def __init__(self, folder: Path):
         super().__init__()
@@ -268,7 +279,7 @@ class ResumeState(keras.callbacks.Callback):
     def saved(self) -> list[tuple[int, Path]]:
         """The complete states, newest first (a ``.partial`` file is a write that did not finish)."""
         found = []
-        for path in self.folder.glob("epoch-*.weights.h5") if self.folder.is_dir() else ():
+        for path in self.folder.glob("epoch-*") if self.folder.is_dir() else ():
             match = self.NAME.fullmatch(path.name)
             if match:
                 found.append((int(match.group(1)), path))
@@ -294,14 +305,10 @@ class ResumeState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"epoch-{epoch + 1:04d}.weights.h5"
-        partial = path.with_name(f"epoch-{epoch + 1:04d}.partial.weights.h5")
-        self.model.save_weights(partial, overwrite=True)
-        _flush(partial)
-        partial.replace(path)
+        save_atomically(self.model, self.folder / f"epoch-{epoch + 1:04d}.keras")
         for _, older in self.saved()[2:]:
             older.unlink(missing_ok=True)
-        for leftover in self.folder.glob("*.partial.weights.h5"):
+        for leftover in self.folder.glob("*.partial.*"):  # a write a kill interrupted
             leftover.unlink(missing_ok=True)
 
     def on_train_end(self, logs=None):

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,14 @@ class RunDir:
                     raise UserError(f"run directory {root} already exists; pick another --name") from None
             except OSError as err:
                 raise UserError(f"cannot create run directory {root}: {err.strerror}") from None
-        for sub in ("logs", "checkpoints", "samples"):
-            (root / sub).mkdir()
         run = cls(root)
-        run.write_info(domain=domain, status="created", created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        try:
+            for sub in ("logs", "checkpoints", "samples"):
+                (root / sub).mkdir()
+            run.write_info(domain=domain, status="created", created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        except BaseException:  # a full disk: no half-made run is left behind
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         return run
 
     @classmethod

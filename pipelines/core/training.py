@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import sys
 import time
 from typing import Any
@@ -118,9 +119,13 @@ def create_run(pipeline: Pipeline, config: Any, runs_dir: str, name: str | None)
     """A new run directory with its config; called after :func:`prepare`, so bad input leaves none behind."""
     from_dict(type(config), to_dict(config))  # settings resolved from the data obey the ranges too: readable back
     run = RunDir.create(runs_dir, pipeline.domain, name)
-    dump_yaml(config, run.config)
-    run.write_info(config_digest=digest(run.config.read_bytes()))
-    shared_callbacks.write_hparams(run.logs, flatten(to_dict(config)), trial_id=run.root.name)
+    try:
+        dump_yaml(config, run.config)
+        run.write_info(config_digest=digest(run.config.read_bytes()))
+        shared_callbacks.write_hparams(run.logs, flatten(to_dict(config)), trial_id=run.root.name)
+    except BaseException:  # a full disk, a kill: a run without its config could never resume, so none is left
+        shutil.rmtree(run.root, ignore_errors=True)
+        raise
     return run
 
 
@@ -153,6 +158,7 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
     if run.info().get("status") == "trained":
         # Killed after fit had finished (while saving or evaluating): only the evaluation is left.
         model = keras.models.load_model(run.model, compile=False)
+        check_model_fits(run, model, run.model)
     else:
         run.write_info(status="training", input_shape=list(data.input_shape), data=data.describe(), **data.identity())
         model.fit(
@@ -172,10 +178,37 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
             verbose=1 if sys.stdout.isatty() else 2,
         )
         shared_callbacks.save_atomically(model, run.model)
-        run.write_info(status="trained", train_seconds=round(time.time() - started, 1))
+        run.write_info(
+            status="trained", train_seconds=round(time.time() - started, 1), model_shapes=model_shapes(model)
+        )
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
     run.write_info(status="complete")
     return metrics
+
+
+def model_shapes(model: keras.Model) -> dict:
+    """What tells the run's model from another: the shapes it takes and gives (no batch axis), or, for a model
+    that declares no inputs (the GAN, the translator: their own ``call``), the shapes of its weights."""
+    if getattr(model, "inputs", None) and getattr(model, "outputs", None):
+        return {
+            "inputs": [list(tensor.shape[1:]) for tensor in model.inputs],
+            "outputs": [list(tensor.shape[1:]) for tensor in model.outputs],
+        }
+    return {"weights": [list(weight.shape) for weight in model.weights]}
+
+
+def check_model_fits(run: RunDir, model: keras.Model, path) -> None:
+    """evaluate, predict, export and sample refuse a model file that is not the run's (another run's model
+    copied in by hand): its shapes must be those run.json recorded when training ended (older runs: unchecked)."""
+    recorded = run.info().get("model_shapes")
+    found = model_shapes(model)
+    if recorded is None or found == recorded:
+        return
+    part = next((key for key in found if found[key] != recorded.get(key)), next(iter(found)))
+    raise UserError(
+        f"{path} is not the model this run trained: its {part} have shapes {found[part]}, the run's had "
+        f"{recorded.get(part)}; put the run's own model back, or train a new run"
+    )
 
 
 def divergence_advice(pipeline: Pipeline, config: Any, run: RunDir, validation: bool) -> str:

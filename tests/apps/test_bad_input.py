@@ -122,33 +122,50 @@ def test_unreadable_image_for_predict(folder_run, tmp_path):
         dlapps("vision", "predict", folder_run[0], tmp_path / "fake.png"), "cannot read image", "fake.png"
     )
     assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path / "absent.png"), "absent.png")
-    assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path), "cannot read image", str(tmp_path))
+    assert_one_line_error(dlapps("vision", "predict", folder_run[0], tmp_path), "is a folder, not a file")
 
 
-def test_damaged_run_directory(tmp_path, folder_run):
+def test_predict_reads_only_regular_files(folder_run, tmp_path):
+    """``predict RUN /dev/zero`` grew without end and a FIFO waited forever for a writer: both are looked at
+    (stat), never opened."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.png")
+    for path in ("/dev/zero", tmp_path / "fifo.png"):
+        assert_one_line_error(dlapps("vision", "predict", folder_run[0], path), "is not a regular file")
+
+
+def test_predict_and_serving_refuse_an_image_of_too_many_pixels_before_decoding(folder_run, tmp_path):
+    """The 20000 x 20000 PNG that training refuses is refused by predict and by the exported SavedModel too (its
+    header is read; decoding it would take 1.2 GB), as InvalidArgument: a 400 for a server."""
+    import tensorflow as tf
+
+    from tests.helpers import huge_png
+
+    huge = huge_png(tmp_path / "huge.png")
+    assert_one_line_error(
+        dlapps("vision", "predict", folder_run[0], huge), "huge.png", "states more than data.max_pixels=40,000,000"
+    )
+    assert dlapps("vision", "export", folder_run[0]).exit_code == 0
+    serve = tf.saved_model.load(str(folder_run[0] / "export" / "saved_model")).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="states more than data.max_pixels"):
+        serve(image_bytes=tf.constant([huge.read_bytes()]))
+
+
+def test_a_model_file_that_is_not_the_runs_is_refused(folder_run, tmp_path):
+    """A model.keras copied in from elsewhere (another input size, or 10 classes where the run has 3): evaluate,
+    predict and export refuse it in one line rather than print another model's answers under the run's names."""
+    import json
     import shutil
+
+    import keras
 
     run = tmp_path / "copy"
     shutil.copytree(folder_run[0], run)
-    (run / "model.keras").write_bytes(b"PK truncated")
-    assert_one_line_error(dlapps("vision", "evaluate", run), "cannot load the model")
-    (run / "run.json").write_text("{ half")
-    assert_one_line_error(dlapps("vision", "evaluate", run), "run.json is not valid JSON")
-
-
-def test_resume_refuses_new_settings_and_finished_runs(folder_run):
-    assert_one_line_error(dlapps("vision", "train", "--resume", folder_run[0], "--set", "train.epochs=3"), "--resume")
-    assert_one_line_error(dlapps("vision", "train", "--resume", folder_run[0]), "already finished")
-
-
-def test_an_image_whose_header_states_too_many_pixels_is_never_decoded(tmp_path, image_folder):
-    """A 389 KB PNG of 20000 x 20000 pixels took 7.7 GB to train on (1.2 GB to check): its header is read, and it is
-    refused by name (or skipped with data.on_bad_file=skip) before anything decodes it."""
-    from tests.helpers import huge_png
-
-    folder = make_folder(tmp_path / "imgs", {"a": 6, "b": 6}, image_folder)
-    huge_png(folder / "a" / "huge.png")
-    args = ["vision", "train", "--data", folder, "--runs-dir", tmp_path / "runs", *SETS, "--check"]
-    assert_one_line_error(dlapps(*args), "huge.png states more than data.max_pixels=40,000,000", "on_bad_file=skip")
-    assert dlapps(*args, "--set", "data.on_bad_file=skip").exit_code == 0
-    assert dlapps(*args, "--set", "data.max_pixels=400000000").exit_code == 0  # asked for: decoded (1.2 GB)
+    shape = tuple(json.loads((run / "run.json").read_text())["input_shape"])
+    image = next((run / "samples").glob("*.png"))
+    for inputs, classes, part in (((10, 10, 1), 3, "inputs"), (shape, 10, "outputs")):
+        foreign = keras.Sequential([keras.Input(inputs), keras.layers.Flatten(), keras.layers.Dense(classes)])
+        foreign.save(run / "model.keras")
+        for verb, extra in (("evaluate", []), ("predict", [image]), ("export", [])):
+            assert_one_line_error(dlapps("vision", verb, run, *extra), "is not the model this run trained", part)

@@ -37,7 +37,7 @@ def test_a_kill_at_any_byte_of_the_write_leaves_the_last_complete_epoch(tmp_path
         folder = tmp_path / f"killed-{point}"
         folder.mkdir()
         shutil.copy(files[2], folder / files[2].name)
-        (folder / "epoch-0003.partial.weights.h5").write_bytes(written[:point])
+        (folder / "epoch-0003.partial.keras").write_bytes(written[:point])
         model = small_model()
         state = ResumeState(folder)
         state.set_model(model)
@@ -50,7 +50,7 @@ def test_a_kill_at_any_byte_of_the_write_leaves_the_last_complete_epoch(tmp_path
 
 def test_a_damaged_newest_state_falls_back_to_the_one_before(tmp_path):
     train_with_state(tmp_path, epochs=2)
-    (tmp_path / "epoch-0002.weights.h5").write_bytes(b"\x89HDF damaged by the disk")
+    (tmp_path / "epoch-0002.keras").write_bytes(b"PK\x03\x04 damaged by the disk")
     model = small_model()
     state = ResumeState(tmp_path)
     state.set_model(model)
@@ -64,3 +64,16 @@ def test_training_goes_on_after_the_restored_epoch(tmp_path):
     history = train_with_state(tmp_path, epochs=4, model=model)
     assert history.epoch == [2, 3]  # epochs 3 and 4 only
     assert int(model.optimizer.iterations.numpy()) == 4 * 4  # 4 batches an epoch, none repeated or lost
+
+
+def test_a_state_written_by_an_older_dlapps_still_resumes(tmp_path):
+    """Before 2026-12 the resume state was epoch-NNNN.weights.h5: an interrupted run of then resumes now."""
+    trained = small_model()
+    trained.fit(np.zeros((8, 4)), np.zeros((8, 1)), epochs=1, verbose=0)
+    trained.save_weights(tmp_path / "epoch-0005.weights.h5")
+    model = small_model()
+    state = ResumeState(tmp_path)
+    state.set_model(model)
+    state.on_train_begin()
+    assert model._initial_epoch == 5
+    assert int(model.optimizer.iterations.numpy()) == 1
