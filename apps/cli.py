@@ -10,6 +10,7 @@ import contextlib
 import errno
 import functools
 import importlib
+import importlib.util
 import os
 import re
 import signal
@@ -379,19 +380,24 @@ def export_command(domain: str) -> click.Command:
     @reports_user_errors
     def export(run_dir, fmt, verbose):
         """Export a run's model: a SavedModel on raw input (and TFLite from it)."""
-        pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
-        from pipelines.core import export as exporter
-        from pipelines.core.tracking import Tracker
-
-        endpoints = pipeline.serving_endpoints(model, run.info(), config)
-        with writing_into(run.export):
-            path = exporter.export_saved_model(model, endpoints, run.saved_model)
-            if fmt == "tflite":
-                path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
-            Tracker(run, config.track, domain).log_export(path)
-        click.echo(str(path))
+        click.echo(str(export_run(domain, run_dir, fmt, verbose)))
 
     return export
+
+
+def export_run(domain: str, run_dir: Path, fmt: str, verbose: bool) -> Path:
+    """Export a trained run as ``fmt``; the path written."""
+    pipeline, run, config, model = open_trained_run(domain, run_dir, verbose)
+    from pipelines.core import export as exporter
+    from pipelines.core.tracking import Tracker
+
+    endpoints = pipeline.serving_endpoints(model, run.info(), config)
+    with writing_into(run.export):
+        path = exporter.export_saved_model(model, endpoints, run.saved_model)
+        if fmt == "tflite":
+            path = exporter.export_tflite(run.saved_model, pipeline.tflite_signature(), run.tflite)
+        Tracker(run, config.track, domain).log_export(path)
+    return path
 
 
 def domain_group(domain: str) -> click.Group:
@@ -426,6 +432,106 @@ def list_command(verbose):
                 click.echo(f"  {title}{shown}:")
                 for name, doc in registry.describe().items():
                     click.echo(f"    {name:<20} {doc}")
+
+
+def serve_targets(paths: list[Path], verbose: bool) -> dict[str, Path]:
+    """Each argument's SavedModel under its name: a run directory is served under the run's name (exported first
+    if it has no export, or one older than its model), a SavedModel folder under its own name."""
+    targets: dict[str, Path] = {}
+    for given in paths:
+        name, path = named_path(given)
+        if (path / "saved_model.pb").is_file():
+            name, saved_model = name or (path.parent.parent.name if path.name == "saved_model" else path.name), path
+        elif (path / "run.json").is_file():
+            name, saved_model = name or path.resolve().name, exported_run(path, verbose)
+        elif not path.exists():
+            raise UserError(f"{shown(path)} not found; give a run directory or a SavedModel folder")
+        else:
+            raise UserError(f"{shown(path)} is neither a run directory (run.json) nor a SavedModel (saved_model.pb)")
+        if ":" in name or not name.isprintable():
+            raise UserError(f"{shown(path)}: a model served as {name!r} would not fit in a URL; rename the folder")
+        if name in targets:
+            raise UserError(
+                f"two models would be served as '{name}' ({targets[name]} and {saved_model}); name one: NAME={path}"
+            )
+        targets[name] = saved_model
+    return targets
+
+
+def named_path(given: Path) -> tuple[str | None, Path]:
+    """``NAME=PATH`` serves PATH as NAME; a path that exists as written is a path, whatever its characters."""
+    text = str(given)
+    if given.exists() or "=" not in text:
+        return None, given
+    name, path = text.split("=", 1)
+    return name, Path(path)
+
+
+def exported_run(path: Path, verbose: bool) -> Path:
+    """A run's SavedModel, exported now if it has none or one older than the run's model."""
+    from pipelines.core.rundir import RunDir
+
+    run = RunDir(path)
+    domain = run.info().get("domain")
+    if domain not in DOMAINS:
+        raise UserError(f"{shown(path)}/run.json names no domain dlapps knows ({domain!r})")
+    exported = run.saved_model / "saved_model.pb"
+    if not exported.is_file() or (run.model.is_file() and run.model.stat().st_mtime > exported.stat().st_mtime):
+        click.echo(f"exporting {shown(path)} first (no export, or one older than its model) ...", err=True)
+        export_run(domain, path, "saved_model", verbose)
+    return run.saved_model
+
+
+def check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise UserError(f"cannot listen on {host}:{port}: {err.strerror}; pick another --port") from None
+
+
+@main.command("serve")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="TF Serving's REST port.")
+@click.option(
+    "--max-batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Examples per model call."
+)
+@click.option(
+    "--batch-wait-ms",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0, 1000),
+    help="How long a request waits for others to share its model call.",
+)
+@click.option(
+    "--max-body-mb", default=32.0, show_default=True, type=click.FloatRange(0.001, 4096), help="Largest request body."
+)
+@verbose_option
+@reports_user_errors
+def serve(paths, host, port, max_batch_size, batch_wait_ms, max_body_mb, verbose):
+    """Serve exported models over TF Serving's REST API, with a demo page at /.
+
+    \b
+    PATHS are run directories (exported first where needed) or SavedModel folders,
+    each served under its run's (folder's) name, or NAME=PATH under NAME:
+      GET  /v1/models/NAME             status
+      GET  /v1/models/NAME/metadata    signatures and their tensors
+      POST /v1/models/NAME:predict     {"instances": [...]} or {"inputs": ...}
+    """
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"dlapps serve needs {' and '.join(missing)}: pip install 'dlapps[serve]' (or -e '.[serve]')")
+    from apps.quiet import start_tensorflow
+
+    check_port_free(host, port)  # before minutes of exporting; uvicorn checks again when it binds
+    start_tensorflow(verbose)
+    targets = serve_targets(list(paths), verbose)
+    from apps.serving.server import run_server
+
+    run_server(targets, host, port, max_batch_size, batch_wait_ms / 1000, int(max_body_mb * (1 << 20)))
 
 
 for _domain in DOMAINS:

@@ -8,6 +8,7 @@ that imports only TensorFlow, a shared set of bad inputs gives exit code 2 and o
 ``--help`` imports no TensorFlow.
 """
 
+import base64
 import json
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import pytest
 
 from pipelines.domains import DOMAINS, tasks
 from tests.helpers import REPO, assert_one_line_error, dlapps, event_scalars, event_tags
+from tests.serving.browser import chromium
+from tests.serving.server import Server
 
 TASKS = tasks()
 IDS = [f"{domain}-{task}" for domain, task in TASKS]
@@ -39,16 +42,28 @@ def train_args(pipeline, folder) -> list[str]:
     return [*pipeline.example_data(folder), *sets]
 
 
+@pytest.fixture(scope="session")
+def run_of_task(tmp_path_factory):
+    """(pipeline, run directory, train's CLI result) of a task's smallest run, trained once when first asked."""
+    made = {}
+
+    def run_of(domain: str, task: str):
+        if (domain, task) not in made:
+            pipeline = pipeline_of(domain, task)
+            folder = tmp_path_factory.mktemp(f"{domain}-{task}")
+            (folder / "data").mkdir()
+            args = [*task_args(domain, task), "--runs-dir", folder / "runs", "--name", "r"]
+            result = dlapps(domain, "train", *args, *train_args(pipeline, folder / "data"))
+            assert result.exit_code == 0, result.output + result.stderr
+            made[domain, task] = pipeline, folder / "runs" / domain / "r", result
+        return made[domain, task]
+
+    return run_of
+
+
 @pytest.fixture(scope="session", params=TASKS, ids=IDS)
-def trained(request, tmp_path_factory):
-    domain, task = request.param
-    pipeline = pipeline_of(domain, task)
-    folder = tmp_path_factory.mktemp(f"{domain}-{task}")
-    (folder / "data").mkdir()
-    args = train_args(pipeline, folder / "data")
-    result = dlapps(domain, "train", *task_args(domain, task), "--runs-dir", folder / "runs", "--name", "r", *args)
-    assert result.exit_code == 0, result.output + result.stderr
-    return pipeline, folder / "runs" / domain / "r", result
+def trained(request, run_of_task):
+    return run_of_task(*request.param)
 
 
 def test_the_smallest_config_trains_and_fills_the_run_directory(trained):
@@ -154,6 +169,124 @@ def test_the_saved_model_answers_its_example_in_a_fresh_process_with_only_tensor
     ours, outputs = json.loads(out.stdout.split("ANSWER ", 1)[1])
     assert outputs and all(shape[:1] == [2] for _, shape in outputs.values()), outputs  # the example is a batch of 2
     assert not ours  # nothing of ours was imported
+
+
+@pytest.fixture(scope="module")
+def served(run_of_task, tmp_path_factory):
+    """One `dlapps serve` of every task's run (each exported by serve itself if it has no export yet)."""
+    runs = {f"{domain}-{task}": run_of_task(domain, task) for domain, task in TASKS}
+    server = Server([f"{name}={run}" for name, (_, run, _) in runs.items()], tmp_path_factory.mktemp("serve") / "log")
+    yield server, runs
+    server.stop()
+
+
+def example_of(pipeline, run) -> dict:
+    from pipelines.core import config as cfg
+
+    config = cfg.load_yaml(run / "config.yaml", pipeline.config_class)
+    return pipeline.serving_example(json.loads((run / "run.json").read_text()), config)
+
+
+def as_json(array: np.ndarray) -> list:
+    """TF Serving's JSON for a tensor: strings as {"b64": ...}, numbers as they are."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        raw = [v.encode() if isinstance(v, str) else bytes(v) for v in array.ravel()]
+        coded = np.array([{"b64": base64.b64encode(v).decode()} for v in raw], dtype=object)
+        return coded.reshape(array.shape).tolist()
+    return array.tolist()
+
+
+def test_dlapps_serve_answers_each_example_as_the_saved_model_does(served):
+    import tensorflow as tf
+
+    server, runs = served
+    for name, (pipeline, run, _) in runs.items():
+        example = example_of(pipeline, run)
+        request = {"inputs": {k: as_json(v) for k, v in example.items()}}
+        status, answer = server.call(f"/v1/models/{name}:predict", request)
+        assert status == 200, (name, answer)
+        serve = tf.saved_model.load(str(run / "export" / "saved_model")).signatures["serving_default"]
+        direct = {k: v.numpy() for k, v in serve(**{k: tf.constant(v) for k, v in example.items()}).items()}
+        outputs = answer["outputs"] if len(direct) > 1 else {next(iter(direct)): answer["outputs"]}
+        for key, expected in direct.items():
+            got = outputs[key]
+            if expected.dtype == object:
+                expected = [v.decode() for v in expected.ravel()]
+                assert [base64.b64decode(g["b64"]).decode() if isinstance(g, dict) else g for g in got] == expected
+            else:
+                atol = 1 if expected.dtype == np.uint8 else 1e-5
+                np.testing.assert_allclose(np.array(got), expected, rtol=1e-4, atol=atol)
+
+
+def fill_in(card, example: dict, folder) -> None:
+    """Each of the card's inputs given the example's first value (a WAV of a tone where it has none)."""
+    from selenium.webdriver.common.by import By
+
+    from tests.helpers import tone, wav_bytes
+
+    for field in card.find_elements(By.CSS_SELECTOR, "[data-input]"):
+        name = field.get_attribute("data-input")
+        value = example[name][0] if name in example else None
+        if field.get_attribute("type") == "file":
+            path = folder / (f"{name}.png" if "image" in field.get_attribute("accept") else f"{name}.wav")
+            path.write_bytes(value if value is not None else wav_bytes(tone(440, 8000, 1.0), 8000))
+            field.send_keys(str(path))
+        elif field.tag_name == "textarea":
+            lines = [" ".join(map(str, value))] if np.ndim(value) == 1 else [str(v) for v in example[name]]
+            field.send_keys("\n".join(v.decode() if isinstance(v, bytes) else v for v in lines))
+        else:
+            field.clear()
+            field.send_keys(str(value.decode() if isinstance(value, bytes) else value))
+
+
+def answered(driver, card, times: int = 1) -> str:
+    """The card's answer once the page has shown ``times`` answers (or an error)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = card.find_element(By.CSS_SELECTOR, ".answer")
+    WebDriverWait(driver, 60).until(
+        lambda _: box.get_attribute("data-done") == str(times) or box.find_elements(By.CSS_SELECTOR, ".error")
+    )
+    assert not box.find_elements(By.CSS_SELECTOR, ".error"), box.text
+    return box.text
+
+
+def test_every_task_has_a_demo_page_that_answers_in_a_real_browser(served, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, runs = served
+    driver = chromium()
+    try:
+        driver.get(server.url + "/")
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.model")) == len(runs))
+        for name, (pipeline, run, _) in runs.items():
+            card = driver.find_element(By.CSS_SELECTOR, f'section[data-model="{name}"]')
+            signature = card.find_element(By.CSS_SELECTOR, ".signature-choice").get_attribute("value")
+            example = example_of(pipeline, run)
+            fill_in(card, example, tmp_path)
+            card.find_element(By.CSS_SELECTOR, "button.run").click()
+            text = answered(driver, card)
+            # the page shows what the REST API answers for the same first example
+            inputs = {k: as_json(v[:1]) for k, v in example.items()} if signature == "serving_default" else None
+            if inputs and pipeline.domain != "generative":
+                outputs = server.call(f"/v1/models/{name}:predict", {"inputs": inputs})[1]["outputs"]
+                for value in outputs.values() if isinstance(outputs, dict) else [outputs]:
+                    if isinstance(value[0], str):
+                        assert value[0] in text, (name, value[0], text)
+            if pipeline.domain == "generative":
+                assert len(card.find_elements(By.CSS_SELECTOR, "canvas.generated")) == 8
+            if card.find_elements(By.CSS_SELECTOR, "button.record"):  # the fake microphone's beep, recorded
+                card.find_element(By.CSS_SELECTOR, "button.record").click()
+                assert "recording" in answered(driver, card, times=2)
+            driver.execute_script("arguments[0].scrollIntoView()", card)
+            assert card.screenshot(str(tmp_path / f"{name}.png"))
+            assert (tmp_path / f"{name}.png").stat().st_size > 2000
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
+    finally:
+        driver.quit()
 
 
 BAD_TRAINING = {
