@@ -395,11 +395,12 @@ def standard_callbacks(run, train_config, mode: str) -> list[keras.callbacks.Cal
     monitor = train_config.monitor
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
-        # Saved every epoch: an interrupted run resumes after its last finished epoch.
-        ResumeState(run.backup),
         # A resumed run keeps the best model so far unless a later epoch beats it.
         BestModel(run.best_model, monitor, mode, best=run.info().get(f"best_{monitor}")),
         RunProgress(run, monitor, mode),
+        # Saved every epoch, after the best model and run.json: an interrupted run resumes after its last saved
+        # epoch, and what was recorded of an epoch after it (a kill between the two) is recorded again.
+        ResumeState(run.backup),
     ]
     if train_config.max_minutes > 0:
         callbacks.append(TimeLimit(train_config.max_minutes))
