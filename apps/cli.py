@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from apps.tuning import ALGORITHMS
 from pipelines.core.errors import UserError
 from pipelines.core.names import shown
 from pipelines.domains import DOMAINS
@@ -169,29 +170,39 @@ def load_model(run):
 
 verbose_option = click.option("--verbose", is_flag=True, help="Show TensorFlow's own logging and warnings.")
 run_argument = click.argument("run_dir", type=click.Path(path_type=Path))
+data_option = click.option("--data", help="Data to train on: a path (or tfds:NAME). Default: the embedded data.")
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), help="YAML config, e.g. a run's config.yaml."
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change one setting, e.g. train.epochs=5 (repeatable).",
+)
+runs_dir_option = click.option(
+    "--runs-dir", default="runs", show_default=True, type=click.Path(path_type=Path), help="Root of run directories."
+)
+
+
+def with_task_option(command: click.Command, domain: str) -> click.Command:
+    """``--task`` where the domain has more than one."""
+    tasks = DOMAINS[domain].tasks
+    if len(tasks) > 1:
+        return click.option("--task", help=f"What to train: {' | '.join(tasks)} (default {next(iter(tasks))}).")(
+            command
+        )
+    return command
 
 
 def train_command(domain: str) -> click.Command:
     @click.command("train")
-    @click.option("--data", help="Data to train on: a path (or tfds:NAME). Default: the embedded data.")
-    @click.option(
-        "--config", "config_path", type=click.Path(path_type=Path), help="YAML config, e.g. a run's config.yaml."
-    )
-    @click.option(
-        "--set",
-        "overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Change one setting, e.g. train.epochs=5 (repeatable).",
-    )
+    @data_option
+    @config_option
+    @set_option
     @click.option("--name", help="Run directory name: letters, digits and . , _ + = @ - (default: a timestamp).")
-    @click.option(
-        "--runs-dir",
-        default="runs",
-        show_default=True,
-        type=click.Path(path_type=Path),
-        help="Root of run directories.",
-    )
+    @runs_dir_option
     @click.option(
         "--resume",
         "resume_dir",
@@ -248,8 +259,7 @@ def train_command(domain: str) -> click.Command:
             data_splits, model = training.prepare(pipeline, config)
             training.check_same_data(run, data_splits)
         else:
-            config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
-            config = cfg.apply_overrides(config, (pipeline.data_overrides(data) if data else []) + list(overrides))
+            config = requested_config(pipeline, config_path, data, overrides)
             RunDir.free_path(runs_dir, domain, name)  # a bad --name or --runs-dir: before minutes of data loading
             if check:
                 return check_only(pipeline, config)
@@ -276,10 +286,15 @@ def train_command(domain: str) -> click.Command:
             summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage)
         )
 
-    tasks = DOMAINS[domain].tasks
-    if len(tasks) > 1:
-        train = click.option("--task", help=f"What to train: {' | '.join(tasks)} (default {next(iter(tasks))}).")(train)
-    return train
+    return with_task_option(train, domain)
+
+
+def requested_config(pipeline, config_path: Path | None, data: str | None, overrides: tuple[str, ...]):
+    """The config ``--config``, ``--data`` and ``--set`` ask for, checked: the defaults where none is given."""
+    from pipelines.core import config as cfg
+
+    config = cfg.load_yaml(config_path, pipeline.config_class) if config_path else pipeline.config_class()
+    return cfg.apply_overrides(config, (pipeline.data_overrides(data) if data else []) + list(overrides))
 
 
 def check_only(pipeline, config, run=None) -> None:
@@ -400,10 +415,189 @@ def export_run(domain: str, run_dir: Path, fmt: str, verbose: bool) -> Path:
     return path
 
 
+def tune_command(domain: str) -> click.Command:
+    @click.command("tune")
+    @data_option
+    @config_option
+    @set_option
+    @click.option(
+        "--space",
+        "space_items",
+        multiple=True,
+        metavar="KEY=VALUES",
+        help="A setting to search: A,B,C (a choice), LO..HI or log:LO..HI (a range); repeatable.",
+    )
+    @click.option("--space-file", type=click.Path(path_type=Path), help="YAML of KEY: [A, B, C] or KEY: LO..HI lines.")
+    @click.option("--algorithm", type=click.Choice(ALGORITHMS), default="random", show_default=True)
+    @click.option("--trials", default=10, show_default=True, type=click.IntRange(1, 100_000), help="At most.")
+    @click.option(
+        "--max-minutes",
+        default=0.0,
+        type=click.FloatRange(0, 10**7),
+        help="Start no trial after this many minutes (the running one finishes). Default: no limit.",
+    )
+    @click.option(
+        "--objective", help="The validation value to compare trials by, e.g. val_accuracy. Default: train.monitor."
+    )
+    @click.option("--name", help="Search directory name (default: tune-<timestamp>).")
+    @runs_dir_option
+    @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue an interrupted search.")
+    @verbose_option
+    @reports_user_errors
+    @sigterm_interrupts
+    def tune(
+        data,
+        config_path,
+        overrides,
+        space_items,
+        space_file,
+        algorithm,
+        trials,
+        max_minutes,
+        objective,
+        name,
+        runs_dir,
+        resume_dir,
+        verbose,
+        task=None,
+    ):
+        """Search settings with KerasTuner, each trial a train run; results.csv, best.yaml and HParams."""
+        if importlib.util.find_spec("keras_tuner") is None:
+            raise UserError("dlapps tune needs keras-tuner: pip install 'dlapps[tune]' (or -e '.[tune]')")
+        if resume_dir:
+            given = [
+                flag
+                for flag, value in (
+                    ("--data", data),
+                    ("--config", config_path),
+                    ("--set", overrides),
+                    ("--space", space_items),
+                    ("--space-file", space_file),
+                    ("--objective", objective),
+                    ("--name", name),
+                    ("--task", task),
+                )
+                if value
+            ]
+            if given:
+                raise UserError(f"--resume continues a search as it was asked; drop {'/'.join(given)}")
+            tune, request, base = resumed_search(domain, resume_dir, verbose)
+        else:
+            tune, request, base = new_search(
+                domain,
+                data,
+                config_path,
+                overrides,
+                space_items,
+                space_file,
+                algorithm,
+                trials,
+                max_minutes,
+                objective,
+                name,
+                runs_dir,
+                verbose,
+                task,
+            )
+        from apps.tuning import report
+        from apps.tuning.search import search
+
+        click.echo(f"search directory: {tune.root}", err=True)
+        try:
+            with writing_into(tune.root, then=f"continue with: dlapps {domain} tune --resume {tune.root}"):
+                found = search(tune, request, base, seed=base.train.seed + 1, verbose=verbose)
+        except KeyboardInterrupt as stop:
+            click.echo(f"\n{stop or 'interrupted'}; continue with: dlapps {domain} tune --resume {tune.root}", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+        click.echo(f"\n{report.table(found, request)}\n")
+        top = report.best(found)
+        if top is None:
+            raise UserError(f"no trial finished; see {tune.oracle}/trial_*/train.log")
+        click.echo(
+            f"Search {request.status}: best {request.objective} {top.score:.4f} (trial {top.trial_id}, {top.run})\n"
+            f"Next: dlapps {domain} train --config {tune.best_config}\n"
+            f"      tensorboard --logdir {tune.root}    (HParams: every trial's settings and results)"
+        )
+
+    return with_task_option(tune, domain)
+
+
+def new_search(
+    domain,
+    data,
+    config_path,
+    overrides,
+    space_items,
+    space_file,
+    algorithm,
+    trials,
+    max_minutes,
+    objective,
+    name,
+    runs_dir,
+    verbose,
+    task,
+):
+    """A new search's directory, request and base config, every setting checked before anything is written."""
+    if not space_items and not space_file:
+        raise UserError("nothing to search: give settings with --space KEY=VALUES (e.g. model.width=16,32,64)")
+    if task and task_in_config(config_path) not in (None, task):
+        raise UserError(f"--task {task}, but {config_path} is a {task_in_config(config_path)} config; drop one")
+    pipeline = load_pipeline(domain, verbose, task or task_in_config(config_path))
+    from apps.tuning.folder import Request, TuneDir, default_name
+    from apps.tuning.search import check_request, start
+    from apps.tuning.space import parse_space, read_space_file, variants
+    from pipelines.core import config as cfg
+    from pipelines.core.rundir import RunDir
+    from pipelines.core.training import check_registered
+
+    base = requested_config(pipeline, config_path, data, overrides)
+    if objective is not None:
+        if not objective.startswith("val_"):
+            raise UserError(
+                f"--objective {objective}: trials are compared on validation values (val_...), never "
+                "on the test split; e.g. --objective val_loss"
+            )
+        base = cfg.apply_overrides(base, [f"train.monitor={objective}"])
+    direction = pipeline.monitor_mode(base)
+    space = parse_space(list(space_items), base) + (read_space_file(space_file, base) if space_file else [])
+    keys = [dim.key for dim in space]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise UserError(f"search space: {', '.join(twice)} given in both --space and --space-file; give it once")
+    for variant in variants(space, base):
+        check_registered(pipeline, variant)  # a model.name choice the domain does not have, say
+        pipeline.monitor_mode(variant)  # eval.top_k=5 while the objective is val_top_3_accuracy
+    request = Request(domain, algorithm, base.train.monitor, direction, trials, max_minutes, space)
+    check_request(request, base)
+    tune = TuneDir(RunDir.free_path(runs_dir, domain, name or default_name()))
+    with writing_into(tune.root.parent):
+        start(tune, request, base)  # the base config checked by `train --check` first: data and model too
+    return tune, request, base
+
+
+def resumed_search(domain: str, resume_dir: Path, verbose: bool):
+    from apps.tuning.folder import TuneDir
+
+    tune = TuneDir(resume_dir)
+    request = tune.request()
+    if request.domain != domain:
+        raise UserError(f"{resume_dir} is a {request.domain} search; use: dlapps {request.domain} tune --resume ...")
+    if request.status == "complete":
+        raise UserError(
+            f"{resume_dir} finished its {request.trials} trials; start a new search with --config "
+            f"{tune.best_config} to search around its best"
+        )
+    pipeline = load_pipeline(domain, verbose, task_in_config(tune.base_config))
+    from pipelines.core import config as cfg
+
+    return tune, request, cfg.load_yaml(tune.base_config, pipeline.config_class)
+
+
 def domain_group(domain: str) -> click.Group:
     group = click.Group(domain, help=DOMAINS[domain].description)
     uses = {"predict": predict_command, "sample": sample_command}[DOMAINS[domain].verb]
-    for make in (train_command, evaluate_command, uses, export_command):
+    for make in (train_command, evaluate_command, uses, export_command, tune_command):
         group.add_command(make(domain))
     return group
 

@@ -118,3 +118,21 @@ def _accuracy(model, x, y) -> float:
 
     predictions = model.predict(x, batch_size=1000, verbose=0)
     return float(np.mean(predictions.argmax(axis=1) == y))
+
+
+def search_memory(process: subprocess.Popen, results: Path, poll: float = 0.5) -> list[int]:
+    """While ``dlapps ... tune`` runs as ``process``: the search process's resident memory (MiB) each time a trial
+    is added to ``results`` (results.csv), so growth across trials shows; waits for the process to end."""
+    samples, rows = [], 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+        except (OSError, StopIteration):
+            break
+        now = len(results.read_text().splitlines()) - 1 if results.is_file() else 0
+        if now > rows:
+            rows = now
+            samples.append(round(rss / 1024))
+        time.sleep(poll)
+    return samples
