@@ -439,6 +439,12 @@ def tune_command(domain: str) -> click.Command:
     @click.option(
         "--objective", help="The validation value to compare trials by, e.g. val_accuracy. Default: train.monitor."
     )
+    @click.option(
+        "--workers",
+        type=click.IntRange(1, 64),
+        help="Trials at a time, each in a worker asking one oracle (KerasTuner's distributed mode on 127.0.0.1). "
+        "Default: 1, or what the resumed search had.",
+    )
     @click.option("--name", help="Search directory name (default: tune-<timestamp>).")
     @runs_dir_option
     @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue an interrupted search.")
@@ -455,6 +461,7 @@ def tune_command(domain: str) -> click.Command:
         trials,
         max_minutes,
         objective,
+        workers,
         name,
         runs_dir,
         resume_dir,
@@ -482,6 +489,7 @@ def tune_command(domain: str) -> click.Command:
             if given:
                 raise UserError(f"--resume continues a search as it was asked; drop {'/'.join(given)}")
             tune, request, base = resumed_search(domain, resume_dir, verbose)
+            request.workers = workers or request.workers  # the trials it was running go to whichever asks first
         else:
             tune, request, base = new_search(
                 domain,
@@ -494,6 +502,7 @@ def tune_command(domain: str) -> click.Command:
                 trials,
                 max_minutes,
                 objective,
+                workers or 1,
                 name,
                 runs_dir,
                 verbose,
@@ -533,6 +542,7 @@ def new_search(
     trials,
     max_minutes,
     objective,
+    workers,
     name,
     runs_dir,
     verbose,
@@ -568,7 +578,7 @@ def new_search(
     for variant in variants(space, base):
         check_registered(pipeline, variant)  # a model.name choice the domain does not have, say
         pipeline.monitor_mode(variant)  # eval.top_k=5 while the objective is val_top_3_accuracy
-    request = Request(domain, algorithm, base.train.monitor, direction, trials, max_minutes, space)
+    request = Request(domain, algorithm, base.train.monitor, direction, trials, max_minutes, space, workers)
     check_request(request, base)
     tune = TuneDir(RunDir.free_path(runs_dir, domain, name or default_name()))
     with writing_into(tune.root.parent):

@@ -24,6 +24,7 @@ class Request:
     trials: int
     max_minutes: float
     space: list[Dimension]
+    workers: int = 1  # trial processes at once, each asking one oracle for its next trial (KerasTuner's chief)
     status: str = "created"
 
     def to_json(self) -> dict:
@@ -49,6 +50,9 @@ class TuneDir:
 
     def trial_folder(self, trial_id: str) -> Path:
         return self.oracle / f"trial_{trial_id}"
+
+    def worker_log(self, worker: int) -> Path:
+        return self.oracle / f"worker_{worker}.log"
 
     def request(self) -> Request:
         try:

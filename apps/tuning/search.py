@@ -88,22 +88,30 @@ def check_request(request: Request, base: Any) -> None:
 class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
     """Runs each trial the oracle creates as ``dlapps DOMAIN train`` (or ``--resume`` of its interrupted run)."""
 
-    def __init__(self, oracle, tune: TuneDir, request: Request, base: Any, verbose: bool):
+    def __init__(self, oracle, tune: TuneDir, request: Request, base: Any, verbose: bool, worker: bool = False):
+        """``worker``: one of ``--workers`` processes, asking the search's process (KerasTuner's chief, which owns
+        the oracle and reports) for trials; its own oracle only describes the space."""
         with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner prints "Reloading Tuner from ..."
             super().__init__(oracle, directory=str(tune.root), project_name=tune.oracle.name)
-        self.oracle.verbose = 0  # its trial tables: our progress line says it in one
-        self.tune, self.request, self.base, self.verbose = tune, request, base, verbose
+        if worker:
+            self.oracle.create_trial = waiting_when_idle(self.oracle.create_trial)
+        else:
+            self.oracle.verbose = 0  # its trial tables: our progress line says it in one
+        self.tune, self.request, self.base, self.verbose, self.worker = tune, request, base, verbose, worker
         self.started = time.monotonic()
-        self.trial_seconds: list[float] = []  # wall time of each trial this process ran, for the time left
+        self.began: dict[str, float] = {}  # when each trial this search process handed out started
+        self.trial_seconds: list[float] = []  # wall time of each trial that ended, for the time left
         self.stopped_by_time = False
 
     # --- KerasTuner's hooks ---
 
     def pre_create_trial(self):
-        budget = self.request.max_minutes * 60
-        if budget and time.monotonic() - self.started >= budget and not self.stopped_by_time:
-            self.stopped_by_time = True  # the oracle stops once it holds as many trials as it has now
-            self.oracle.max_trials = max(1, len(self.oracle.trials))
+        if not self.worker:  # the chief decides for its workers when they ask
+            self.stop_if_out_of_time()
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self.began[trial.trial_id] = time.monotonic()
 
     def run_trial(self, trial, *args, **kwargs) -> dict:
         values = trial.hyperparameters.values
@@ -111,9 +119,7 @@ class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
         folder = self.tune.trial_folder(trial.trial_id)
         command = self.train_command(run, folder, values)
         if command is not None:
-            began = time.monotonic()
             code = run_trial_process(command, folder / "train.log", self.verbose)
-            self.trial_seconds.append(time.monotonic() - began)
             if code in INTERRUPTED_CODES:
                 raise KeyboardInterrupt(f"trial {trial.trial_id} was stopped")
             if code != 0:
@@ -124,12 +130,28 @@ class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
         return {self.request.objective: value}
 
     def on_trial_end(self, trial):
-        super().on_trial_end(trial)  # the oracle records it and saves its state
+        super().on_trial_end(trial)  # the oracle records it and saves its state (a worker's: the chief's oracle)
+        if not self.worker:
+            self.report(trial.trial_id)
+
+    # --- the search's own part: time budget and reporting, in the process that owns the oracle ---
+
+    def stop_if_out_of_time(self) -> None:
+        budget = self.request.max_minutes * 60
+        if budget and time.monotonic() - self.started >= budget and not self.stopped_by_time:
+            self.stopped_by_time = True  # the oracle stops once it holds as many trials as it has now
+            self.oracle.max_trials = max(1, len(self.oracle.trials))
+
+    def report(self, trial_id: str) -> None:
+        """results.csv, the trial's HParams score and its progress line, once the oracle has recorded it."""
+        if trial_id in self.began:
+            self.trial_seconds.append(time.monotonic() - self.began.pop(trial_id))
         trials = report.collect(self.oracle, self.tune, self.request, self.base)
         report.write_results(self.tune, trials, self.request)
-        ended = next(row for row in trials if row.trial_id == trial.trial_id)
+        ended = next(row for row in trials if row.trial_id == trial_id)
         report.write_trial_score(self.tune, self.request, ended)
-        per_trial = sum(self.trial_seconds) / len(self.trial_seconds) if self.trial_seconds else 0.0
+        seconds = self.trial_seconds
+        per_trial = sum(seconds) / len(seconds) / self.request.workers if seconds else 0.0  # --workers at a time
         print(report.progress_line(ended, trials, self.request, per_trial, time.monotonic() - self.started), flush=True)
 
     # --- a trial as a training run ---
@@ -163,6 +185,19 @@ class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
             return cfg.apply_overrides(self.base, items)
         except UserError as err:
             raise keras_tuner.errors.FailedTrialError(str(err)) from None
+
+
+def waiting_when_idle(create_trial):
+    """``create_trial`` that pauses after an IDLE answer (Hyperband waiting for another worker's trial to end a
+    round), where KerasTuner's loop would ask again at once, taking a core from the trials."""
+
+    def create(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == keras_tuner.engine.trial.TrialStatus.IDLE:
+            time.sleep(1)
+        return trial
+
+    return create
 
 
 def run_trial_process(command: list[str], log: Path, verbose: bool) -> int:
@@ -250,7 +285,12 @@ def search(tune: TuneDir, request: Request, base: Any, seed: int, verbose: bool)
     tune.write_request(request)
     report.write_experiment(tune, request)  # TensorBoard's HParams view fills in as trials end
     try:
-        runner.search()
+        if request.workers > 1:
+            from apps.tuning.workers import serve_workers
+
+            serve_workers(runner)
+        else:
+            runner.search()
     except KeyboardInterrupt:
         request.status = "interrupted"
         raise

@@ -77,7 +77,7 @@ def pattern_regex(pattern: str, need_label: bool = True) -> re.Pattern:
     return re.compile(regex)
 
 
-def parse_split(spec: str) -> tuple[str, Any]:
+def parse_split(spec: str, key: str = "data.split") -> tuple[str, Any]:
     """``random`` | ``index:0-4`` (or ``index:0,1,7``) | ``speaker:theo[,lucas]`` -> (kind, values)."""
     kind, _, arg = spec.partition(":")
     if kind == "random" and not arg:
@@ -94,7 +94,7 @@ def parse_split(spec: str) -> tuple[str, Any]:
     else:
         if kind == "speaker" and arg:
             return kind, set(arg.split(","))
-    raise UserError(f"data.split '{spec}' not understood; use random, index:0-4 or speaker:NAME[,NAME]")
+    raise UserError(f"{key} '{spec}' not understood; use random, index:0-4 or speaker:NAME[,NAME]")
 
 
 def split_clips(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[str, np.ndarray]:
@@ -125,6 +125,36 @@ def split_clips(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[str,
     return {"test": np.flatnonzero(in_test), "validation": rest[inner["validation"]], "train": rest[inner["train"]]}
 
 
+def split_clips_for(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[str, np.ndarray]:
+    """``split_clips``, then ``data.validation=speaker:NAME`` moves every clip of these speakers that is not a
+    test clip to the validation split, and no other: early stopping, the best epoch and a search's choice are
+    then made on voices the model never trains on, as the test speakers are."""
+    splits = split_clips(clips, labels, config)
+    kind, names = parse_split(config.validation, "data.validation")
+    if kind == "random":
+        return splits
+    if kind != "speaker":
+        raise UserError(f"data.validation '{config.validation}' not understood; use random or speaker:NAME[,NAME]")
+    if any(c.speaker is None for c in clips):
+        raise UserError(
+            f"data.validation={config.validation} needs a {{speaker}} in every file name; "
+            f"data.label_pattern '{config.label_pattern}' does not give one for all of them"
+        )
+    speakers = sorted({c.speaker for c in clips})
+    unknown = names - set(speakers)
+    if unknown:
+        raise UserError(
+            f"data.validation: no speaker {', '.join(sorted(unknown))}; speakers are: {', '.join(speakers)}"
+        )
+    pool = np.sort(np.concatenate([splits["train"], splits["validation"]]))
+    held = np.array([clips[i].speaker in names for i in pool], dtype=bool)
+    if not held.any():
+        raise UserError(f"data.validation={config.validation}: every clip of theirs is in the test split; name others")
+    if held.all():
+        raise UserError(f"data.validation={config.validation} leaves no clip to train on; name fewer speakers")
+    return {"test": splits["test"], "validation": pool[held], "train": pool[~held]}
+
+
 # --- sources --------------------------------------------------------------------------------
 
 
@@ -139,7 +169,7 @@ def folder_source(config: Any) -> RawAudio:
         raise UserError(f"{root} has clips of only one class ('{class_names[0]}'); a classifier needs at least two")
     labels = np.array([class_names.index(c.label) for c in clips], dtype=np.int64)
     paths = np.array([c.path for c in clips])
-    parts = split_clips(clips, labels, config)
+    parts = split_clips_for(clips, labels, config)
 
     def load(path, label):
         samples, rate = audio.decode_wav(tf.io.read_file(path))
@@ -166,6 +196,8 @@ def tfds_source(config: Any) -> RawAudio:
     name = config.path or "speech_commands"
     if config.split != "random":
         raise UserError(f"data.split={config.split} is for WAV folders; tfds datasets come with their own splits")
+    if config.validation != "random":
+        raise UserError(f"data.validation={config.validation} is for WAV folders with speakers in their names")
     builder = prepared_builder(name, config.tfds_data_dir)
     info = builder.info
     audio_keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Audio)]

@@ -43,6 +43,7 @@ class SpeechDataConfig:
     split: str = "random"  # random | index:0-4 | speaker:NAME[,NAME]  (what goes to the test split)
     test_fraction: Fraction = 0.2  # split=random, and tfds datasets without a test split
     validation_fraction: Fraction = 0.1  # of what the test split leaves (tfds without a validation split: of train)
+    validation: str = "random"  # random (validation_fraction of the rest) | speaker:NAME[,NAME] (their other clips)
     split_seed: Seed = 0
     on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # skip: unreadable or empty WAVs
     # Hz; None = the data's most common rate (recorded in the run's config)

@@ -45,6 +45,22 @@ def test_leave_speaker_out(wav_folder):
         data.folder_source(folder_config(wav_folder, split="speaker:carol"))
 
 
+def test_validation_by_speaker_holds_out_their_clips_outside_the_test_split(wav_folder):
+    raw = data.folder_source(folder_config(wav_folder, split="index:0-1", validation="speaker:bob"))
+    assert raw.sizes == {"test": 12, "validation": 18, "train": 18}  # bob's takes 2-7; ann's takes 2-7
+    for validation, message in (
+        ("speaker:carol", "no speaker carol; speakers are: ann, bob"),
+        ("by-speaker", "data.validation 'by-speaker' not understood"),
+        ("index:2", "data.validation 'index:2' not understood; use random or speaker"),
+    ):
+        with pytest.raises(UserError, match=message):
+            data.folder_source(folder_config(wav_folder, split="index:0-1", validation=validation))
+    with pytest.raises(UserError, match="every clip of theirs is in the test split"):
+        data.folder_source(folder_config(wav_folder, split="speaker:bob", validation="speaker:bob"))
+    with pytest.raises(UserError, match="leaves no clip to train on"):
+        data.folder_source(folder_config(wav_folder, split="speaker:bob", validation="speaker:ann"))
+
+
 def test_class_subfolders(tmp_path):
     for label, freq in (("yes", 300), ("no", 1200)):
         (tmp_path / label).mkdir()

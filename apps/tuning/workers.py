@@ -1,0 +1,163 @@
+"""``tune --workers N``: N trials at a time, in KerasTuner's distributed mode on loopback.
+
+The search's process is KerasTuner's chief: it owns the oracle, serves it over gRPC on 127.0.0.1 (a free port)
+and reports each trial as it ends (progress line, results.csv, HParams), as a one-worker search does itself. Each
+worker is ``python -m apps.tuning.workers TUNE_DIR`` with KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT set:
+a ``TrialRunner`` whose oracle is KerasTuner's client, asking for a trial, training it as a ``train`` process,
+sending back its score, until the oracle says stop.
+
+Stopping: Ctrl-C or SIGTERM reaches the search's process only (workers run in sessions of their own); it sends
+each worker SIGTERM, which stops its trial as ``train`` stops (epochs kept) and waits for them. Killed with -9,
+the kernel tells the workers (SIGTERM), and they stop their trials the same way. ``--resume`` then hands the
+trials that were running to whichever worker asks first (KerasTuner's retry queue), resumed from their epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent import futures
+
+from apps.tuning.folder import TuneDir
+from apps.tuning.search import TrialRunner, die_with_parent, last_error
+from pipelines.core.errors import UserError
+
+WORKER_STOP_SECONDS = 330  # a worker waits up to 300 s for its trial to save and stop; then it is killed
+
+
+def serve_workers(runner: TrialRunner) -> None:
+    """Serve ``runner``'s oracle to ``--workers`` worker processes until each has been told to stop."""
+    import grpc
+    from keras_tuner.src import protos
+
+    runner.save()  # the chief's tuner file: --resume reloads the oracle through it
+    servicer = ReportingServicer(runner)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # one request at a time, as the oracle wants
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    # started before the server's threads are (gRPC warns of forking beside them); clients wait until it is ready
+    workers = [start_worker(runner, worker, port) for worker in range(runner.request.workers)]
+    server.start()
+    try:
+        while any(process.poll() is None for process in workers):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        stop_workers(workers)
+        raise
+    finally:
+        server.stop(grace=None)
+    if servicer.failure is not None:
+        raise RuntimeError(servicer.failure)  # as a one-process search raises it: too many failed trials
+    broken = [(i, p.returncode) for i, p in enumerate(workers) if p.returncode not in (0, 130, 143)]
+    if broken:
+        worker, code = broken[0]
+        log = runner.tune.worker_log(worker)
+        raise UserError(f"tune worker {worker} stopped (exit code {code}): {last_error(log, code)}; see {log}")
+    if any(p.returncode for p in workers):  # stopped from outside (SIGTERM to a worker): resumable
+        raise KeyboardInterrupt("a tune worker was stopped")
+
+
+def start_worker(runner: TrialRunner, worker: int, port: int) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "KERASTUNER_TUNER_ID": f"worker{worker}",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(port),
+    }
+    command = [sys.executable, "-m", "apps.tuning.workers", str(runner.tune.root)]
+    if runner.verbose:
+        command.append("--verbose")
+    with open(runner.tune.worker_log(worker), "ab") as log:
+        return subprocess.Popen(
+            command,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the search's process, which stops the workers in order
+            preexec_fn=die_with_parent,
+        )
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    """SIGTERM to each worker (it stops its trial as ``train`` stops), then wait for all of them."""
+    for process in workers:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + WORKER_STOP_SECONDS
+    for process in workers:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _servicer_base():
+    from keras_tuner.src.distribute import oracle_chief
+
+    return oracle_chief.OracleServicer
+
+
+class ReportingServicer(_servicer_base()):
+    """KerasTuner's oracle service, with the search's own part: the time budget before a trial is handed out, a
+    report once it has ended."""
+
+    def __init__(self, runner: TrialRunner):
+        super().__init__(runner.oracle)
+        self.runner = runner
+        self.failure: str | None = None
+
+    def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method names)
+        if self.failure is not None:
+            self.oracle.max_trials = len(self.oracle.trials)  # no new trial after the search has failed
+        self.runner.stop_if_out_of_time()
+        response = super().CreateTrial(request, context)
+        handed_out = response.trial.trial_id
+        if any(trial.trial_id == handed_out for trial in self.oracle.ongoing_trials.values()):
+            self.runner.began.setdefault(handed_out, time.monotonic())
+        return response
+
+    def EndTrial(self, request, context):  # noqa: N802
+        try:
+            response = super().EndTrial(request, context)
+        except RuntimeError as err:  # KerasTuner's "Number of consecutive failures exceeded the limit"
+            self.failure = str(err)
+            from keras_tuner.src import protos
+
+            response = protos.get_service().EndTrialResponse()
+        self.runner.report(request.trial.trial_id)
+        return response
+
+
+def worker_main(argv: list[str]) -> int:
+    """One worker: trials from the chief's oracle until it says stop; 130/143 when stopped from outside."""
+    import signal
+    from pathlib import Path
+
+    from apps.cli import Terminated, load_pipeline, task_in_config
+    from apps.tuning.search import make_oracle
+    from pipelines.core import config as cfg
+
+    def terminated(signum, frame):
+        raise Terminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, terminated)
+    tune = TuneDir(Path(argv[0]))
+    verbose = "--verbose" in argv
+    request = tune.request()
+    pipeline = load_pipeline(request.domain, verbose, task_in_config(tune.base_config))
+    base = cfg.load_yaml(tune.base_config, pipeline.config_class)
+    try:
+        # the oracle here only describes the space; the chief's decides (its seed is the one that counts)
+        runner = TrialRunner(make_oracle(request, base, seed=0), tune, request, base, verbose, worker=True)
+        runner.search()
+    except KeyboardInterrupt as stop:
+        print(f"{os.environ.get('KERASTUNER_TUNER_ID')}: {stop or 'interrupted'}", flush=True)
+        return 143 if isinstance(stop, Terminated) else 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))

@@ -1,0 +1,52 @@
+"""`tune --workers N`: N trial workers against one oracle (KerasTuner's chief) on loopback, stopped and resumed."""
+
+import csv
+import json
+import signal
+import time
+
+from tests.apps.test_tune_resume import SEARCH, run_json
+from tests.helpers import dlapps, finished_epochs, start_cli
+
+
+def both_training(process, runs, deadline_seconds: float = 240) -> None:
+    """Until every run in ``runs`` trains at once, each with an epoch saved: the workers run trials side by side."""
+    deadline = time.time() + deadline_seconds
+    while time.time() < deadline and process.poll() is None:
+        if all(run_json(run).get("status") == "training" and finished_epochs(run) >= 1 for run in runs):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{runs} never trained together: {process.communicate()}")
+
+
+def test_two_workers_train_trials_side_by_side_and_a_stopped_search_resumes_every_trial_once(tmp_path):
+    tune = tmp_path / "vision" / "w"
+    trials = [tune / "vision" / f"trial_{i}" for i in range(3)]
+    first = start_cli("vision", "tune", *SEARCH, "--trials", 3, "--workers", 2, "--runs-dir", tmp_path, "--name", "w")
+    both_training(first, trials[:2])
+    first.send_signal(signal.SIGINT)  # Ctrl-C: each worker is told to stop, and stops its trial as train does
+    out, err = first.communicate(timeout=180)
+    assert first.returncode == 130, (out, err)
+    assert f"dlapps vision tune --resume {tune}" in err and "Traceback" not in err
+    assert [run_json(run)["status"] for run in trials[:2]] == ["interrupted", "interrupted"]
+    assert not trials[2].exists()
+    request = json.loads((tune / "tune.json").read_text())
+    assert request["status"] == "interrupted" and request["workers"] == 2
+    for worker in (0, 1):  # each worker said how it stopped, in its own log
+        assert "terminated (SIGTERM)" in (tune / "oracle" / f"worker_{worker}.log").read_text()
+
+    # --resume: the two stopped trials go to whichever worker asks first and go on from their epochs
+    second = dlapps("vision", "tune", "--resume", tune)
+    assert second.exit_code == 0, second.output
+    assert second.output.count("] trial ") == 3 and "Search complete" in second.output
+    with open(tune / "results.csv", newline="") as file:
+        found = list(csv.DictReader(file))
+    assert sorted(row["trial"] for row in found) == ["0", "1", "2"]
+    assert all(row["status"] == "completed" for row in found)
+    for i, run in enumerate(trials):
+        info = run_json(run)
+        assert info["status"] == "complete" and info["epochs_done"] == 3
+        log = (tune / "oracle" / f"trial_{i}" / "train.log").read_text()
+        assert log.count("Epoch 1/3") == 1 and "Epoch 3/3" in log  # each epoch trained once
+        assert ("--resume" in log) == (i < 2)
+    assert json.loads((tune / "tune.json").read_text())["status"] == "complete"
