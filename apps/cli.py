@@ -42,13 +42,20 @@ def sigterm_interrupts(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        previous = signal.signal(signal.SIGTERM, terminated)
+        previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, terminated)
         try:
             return command(*args, **kwargs)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        finally:  # as they were (the tests call commands in their own process)
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
 
     return wrapper
+
+
+def ignore_further_stops() -> None:
+    """From here to the exit, Ctrl-C and SIGTERM are ignored: the process is already saying how it stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def reports_user_errors(command):
@@ -277,6 +284,7 @@ def train_command(domain: str) -> click.Command:
                     run.write_info(status="interrupted", stopped_by="no space left on the device")
             raise
         except KeyboardInterrupt as stop:
+            ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the status and the resume hint short
             if run.info().get("status") == "training":  # not "trained": then only evaluation is left
                 run.write_info(status="interrupted")
             click.echo(f"\n{stop or 'interrupted'}; continue with: dlapps {domain} train --resume {run.root}", err=True)
