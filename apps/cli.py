@@ -566,8 +566,8 @@ def new_search(
     from apps.tuning.search import check_request, start
     from apps.tuning.space import parse_space, read_space_file, variants
     from pipelines.core import config as cfg
+    from pipelines.core import training
     from pipelines.core.rundir import RunDir
-    from pipelines.core.training import check_registered
 
     base = requested_config(pipeline, config_path, data, overrides)
     if objective is not None:
@@ -584,13 +584,17 @@ def new_search(
     if twice:
         raise UserError(f"search space: {', '.join(twice)} given in both --space and --space-file; give it once")
     for variant in variants(space, base):
-        check_registered(pipeline, variant)  # a model.name choice the domain does not have, say
+        training.check_registered(pipeline, variant)  # a model.name choice the domain does not have, say
         pipeline.monitor_mode(variant)  # eval.top_k=5 while the objective is val_top_3_accuracy
     request = Request(domain, algorithm, base.train.monitor, direction, trials, max_minutes, space, workers)
     check_request(request, base)
     tune = TuneDir(RunDir.free_path(runs_dir, domain, name or default_name()))
+    try:  # as `train --check` checks it (data read, model built), here: this process needs TensorFlow anyway
+        training.prepare(pipeline, base)
+    except UserError as err:
+        raise UserError(f"the base config: {err}") from None
     with writing_into(tune.root.parent):
-        start(tune, request, base)  # the base config checked by `train --check` first: data and model too
+        start(tune, request, base)
     return tune, request, base
 
 

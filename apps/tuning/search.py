@@ -260,18 +260,7 @@ def last_error(log: Path, code: int) -> str:
 
 
 def start(tune: TuneDir, request: Request, base: Any) -> None:
-    """Check the base config as ``train --check`` does (settings, data, model), then make the search's folder."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="dlapps-tune-") as scratch:
-        config_path = Path(scratch) / "base.yaml"
-        cfg.dump_yaml(base, config_path)
-        command = [sys.executable, "-m", "apps.cli", request.domain, "train", "--config", str(config_path), "--check"]
-        checked = subprocess.run(command, capture_output=True, text=True, errors="replace")
-        if checked.returncode != 0:
-            lines = [line for line in checked.stderr.splitlines() if line.strip()] or ["train --check failed"]
-            error = next((line for line in reversed(lines) if line.startswith("error: ")), lines[-1])
-            raise UserError(f"the base config: {error.removeprefix('error: ')}")
+    """Make the search's folder: its request and the base config every trial starts from."""
     tune.root.mkdir(parents=True)
     cfg.dump_yaml(base, tune.base_config)
     tune.write_request(request)
