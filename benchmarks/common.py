@@ -136,3 +136,26 @@ def search_memory(process: subprocess.Popen, results: Path, poll: float = 0.5) -
             samples.append(round(rss / 1024))
         time.sleep(poll)
     return samples
+
+
+def timed_search(
+    domain: str, data: Path, runs: Path, sets: list[str], space: list[str], minutes: float, objective: str
+):
+    """`dlapps DOMAIN tune` (Bayesian, ``minutes`` long) as a user runs it: (results.csv rows best first, the search
+    directory, seconds, the search process's memory after each trial, its console output); a failure stops here."""
+    import csv
+
+    command = [sys.executable, "-m", "apps.cli", domain, "tune", "--data", str(data)]
+    command += [x for item in sets for x in ("--set", item)] + [x for item in space for x in ("--space", item)]
+    command += ["--algorithm", "bayesian", "--trials", "100000", "--max-minutes", str(minutes)]
+    command += ["--objective", objective, "--runs-dir", str(runs), "--name", "search"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    tune = runs / domain / "search"
+    memory = search_memory(process, tune / "results.csv")
+    output = process.communicate()[0]
+    if process.returncode != 0:
+        sys.exit(f"the search failed:\n{output}")
+    seconds = time.perf_counter() - start
+    with open(tune / "results.csv", newline="") as file:
+        return list(csv.DictReader(file)), tune, seconds, memory, output

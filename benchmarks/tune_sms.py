@@ -6,15 +6,12 @@ beside the default config's, trained in the same script.
 """
 
 import argparse
-import csv
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import REPO, SHARED, emit, require, search_memory, timed_train
+from common import SHARED, emit, require, timed_search, timed_train
 from nlp_sms import spam_figures
 
 SPACE = [
@@ -38,20 +35,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         _, _, default_metrics, _ = timed_train("nlp", table, runs, "default", ["model.name=bag"])
-        command = [sys.executable, "-m", "apps.cli", "nlp", "tune", "--data", str(table), "--set", "model.name=bag"]
-        command += [x for item in SPACE for x in ("--space", item)]
-        command += ["--algorithm", "bayesian", "--trials", "1000", "--max-minutes", str(args.minutes)]
-        command += ["--objective", args.objective, "--runs-dir", str(runs), "--name", "search"]
-        start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
-        tune = runs / "nlp" / "search"
-        memory = search_memory(process, tune / "results.csv")
-        output = process.communicate()[0]
-        if process.returncode != 0:
-            sys.exit(f"the search failed:\n{output}")
-        seconds = time.perf_counter() - start
-        with open(tune / "results.csv", newline="") as file:
-            trials = list(csv.DictReader(file))
+        trials, tune, seconds, memory, output = timed_search(
+            "nlp", table, runs, ["model.name=bag"], SPACE, args.minutes, args.objective
+        )
         best = trials[0]
         best_metrics = json.loads((tune / best["run"] / "metrics.json").read_text())
         print(output, file=sys.stderr)

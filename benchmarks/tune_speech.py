@@ -8,16 +8,13 @@ config trained in the same script.
 """
 
 import argparse
-import csv
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
-from common import REPO, SHARED, emit, require, search_memory, timed_train
+from common import SHARED, emit, require, timed_search, timed_train
 
 TEST_SPEAKER = "nicolas"
 SPACE = [
@@ -43,27 +40,13 @@ def figures(metrics: dict, info: dict, seconds: float) -> dict:
     }
 
 
-def search(recordings: Path, runs: Path, args) -> tuple[list[dict], Path, float, list[int], str]:
-    command = [sys.executable, "-m", "apps.cli", "speech", "tune", "--data", str(recordings)]
-    for item in (
+def search(recordings: Path, runs: Path, args):
+    sets = [
         f"data.split=speaker:{TEST_SPEAKER}",
         f"data.validation=speaker:{args.validation_speaker}",
         f"train.epochs={args.trial_epochs}",
-    ):
-        command += ["--set", item]
-    command += [x for item in SPACE for x in ("--space", item)]
-    command += ["--algorithm", "bayesian", "--trials", "1000", "--max-minutes", str(args.minutes)]
-    command += ["--objective", "val_accuracy", "--runs-dir", str(runs), "--name", "search"]
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    tune = runs / "speech" / "search"
-    memory = search_memory(process, tune / "results.csv")
-    output = process.communicate()[0]
-    if process.returncode != 0:
-        sys.exit(f"the search failed:\n{output}")
-    with open(tune / "results.csv", newline="") as file:
-        trials = list(csv.DictReader(file))
-    return trials, tune, time.perf_counter() - start, memory, output
+    ]
+    return timed_search("speech", recordings, runs, sets, SPACE, args.minutes, "val_accuracy")
 
 
 def main():
