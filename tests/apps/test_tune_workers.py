@@ -8,6 +8,9 @@ import time
 from tests.apps.test_tune_resume import SEARCH, run_json
 from tests.helpers import dlapps, finished_epochs, start_cli
 
+EPOCHS = 12  # a second or two each: the second worker's trial starts a few seconds after the first's
+WORKERS_SEARCH = [f"train.epochs={EPOCHS}" if arg == "train.epochs=3" else arg for arg in SEARCH]
+
 
 def both_training(process, runs, deadline_seconds: float = 240) -> None:
     """Until every run in ``runs`` trains at once, each with an epoch saved: the workers run trials side by side."""
@@ -22,7 +25,9 @@ def both_training(process, runs, deadline_seconds: float = 240) -> None:
 def test_two_workers_train_trials_side_by_side_and_a_stopped_search_resumes_every_trial_once(tmp_path):
     tune = tmp_path / "vision" / "w"
     trials = [tune / "vision" / f"trial_{i}" for i in range(3)]
-    first = start_cli("vision", "tune", *SEARCH, "--trials", 3, "--workers", 2, "--runs-dir", tmp_path, "--name", "w")
+    first = start_cli(
+        "vision", "tune", *WORKERS_SEARCH, "--trials", 3, "--workers", 2, "--runs-dir", tmp_path, "--name", "w"
+    )
     both_training(first, trials[:2])
     first.send_signal(signal.SIGINT)  # Ctrl-C: each worker is told to stop, and stops its trial as train does
     out, err = first.communicate(timeout=180)
@@ -45,8 +50,8 @@ def test_two_workers_train_trials_side_by_side_and_a_stopped_search_resumes_ever
     assert all(row["status"] == "completed" for row in found)
     for i, run in enumerate(trials):
         info = run_json(run)
-        assert info["status"] == "complete" and info["epochs_done"] == 3
+        assert info["status"] == "complete" and info["epochs_done"] == EPOCHS
         log = (tune / "oracle" / f"trial_{i}" / "train.log").read_text()
-        assert log.count("Epoch 1/3") == 1 and "Epoch 3/3" in log  # each epoch trained once
+        assert log.count(f"Epoch 1/{EPOCHS}") == 1 and f"Epoch {EPOCHS}/{EPOCHS}" in log  # each epoch trained once
         assert ("--resume" in log) == (i < 2)
     assert json.loads((tune / "tune.json").read_text())["status"] == "complete"
