@@ -51,6 +51,10 @@ class TuneDir:
     def trial_folder(self, trial_id: str) -> Path:
         return self.oracle / f"trial_{trial_id}"
 
+    def failure_note(self, trial_id: str) -> Path:
+        """Why a worker's trial failed: KerasTuner's gRPC messages carry no trial message to the chief."""
+        return self.trial_folder(trial_id) / "failure.txt"
+
     def worker_log(self, worker: int) -> Path:
         return self.oracle / f"worker_{worker}.log"
 

@@ -40,11 +40,11 @@ def collect(oracle, tune, request, base) -> list[TrialRow]:
                 trial_id=trial_id,
                 status=str(trial.status),
                 score=None if trial.score is None or not math.isfinite(trial.score) else float(trial.score),
-                values={dim.key: values.get(dim.key) for dim in request.space},
+                values={dim.key: dim.value_of(values[dim.key]) if dim.key in values else None for dim in request.space},
                 epochs=int(values.get("tuner/epochs", info.get("epochs_done", base.train.epochs))),
                 seconds=info.get("train_seconds"),
                 run=run,
-                message=failure_line(trial.message),
+                message=failure_line(trial.message) or failure_note(tune, trial_id),
             )
         )
     sign = 1 if request.direction == "min" else -1
@@ -55,6 +55,11 @@ def failure_line(message: str | None) -> str:
     """KerasTuner keeps a failed trial's traceback; its last line, without the exception's name, says why."""
     lines = [line for line in (message or "").splitlines() if line.strip()]
     return lines[-1].split("Error: ", 1)[-1] if lines else ""
+
+
+def failure_note(tune, trial_id: str) -> str:
+    note = tune.failure_note(trial_id)
+    return note.read_text(encoding="utf-8").strip() if note.is_file() else ""
 
 
 def best(trials: list[TrialRow]) -> TrialRow | None:

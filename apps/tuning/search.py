@@ -28,7 +28,7 @@ from typing import Any
 import keras_tuner
 
 from apps.tuning import report
-from apps.tuning.folder import Request, TuneDir
+from apps.tuning.folder import Request, TuneDir, write_atomically
 from apps.tuning.space import overrides
 from pipelines.core import config as cfg
 from pipelines.core.errors import UserError
@@ -93,15 +93,19 @@ class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
         the oracle and reports) for trials; its own oracle only describes the space."""
         with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner prints "Reloading Tuner from ..."
             super().__init__(oracle, directory=str(tune.root), project_name=tune.oracle.name)
-        if worker:
-            self.oracle.create_trial = waiting_when_idle(self.oracle.create_trial)
-        else:
-            self.oracle.verbose = 0  # its trial tables: our progress line says it in one
+        # KerasTuner prints each failed trial's traceback; the progress line and results.csv say why in one line
+        keras_tuner.src.config.DEBUG = False
         self.tune, self.request, self.base, self.verbose, self.worker = tune, request, base, verbose, worker
         self.started = time.monotonic()
         self.began: dict[str, float] = {}  # when each trial this search process handed out started
         self.trial_seconds: list[float] = []  # wall time of each trial that ended, for the time left
         self.stopped_by_time = False
+        self.failure: str | None = None  # why the search ends early: too many failed trials in a row
+        if worker:
+            self.oracle.create_trial = waiting_when_idle(self.oracle.create_trial)
+        else:
+            self.oracle.verbose = 0  # its trial tables: our progress line says it in one
+            self.oracle._check_consecutive_failures = self.stopping_on_failures(self.oracle._check_consecutive_failures)
 
     # --- KerasTuner's hooks ---
 
@@ -130,11 +134,30 @@ class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
         return {self.request.objective: value}
 
     def on_trial_end(self, trial):
+        if self.worker and trial.message:
+            write_atomically(self.tune.failure_note(trial.trial_id), report.failure_line(trial.message) + "\n")
         super().on_trial_end(trial)  # the oracle records it and saves its state (a worker's: the chief's oracle)
         if not self.worker:
             self.report(trial.trial_id)
 
     # --- the search's own part: time budget and reporting, in the process that owns the oracle ---
+
+    def stopping_on_failures(self, check):
+        """KerasTuner's check for too many failed trials in a row raises inside ``end_trial``, before the trial is
+        saved and its worker freed (a worker would get the ended trial back); here it records why and hands out
+        no further trial instead, so the oracle ends in order and the search says why."""
+
+        def checked() -> None:
+            try:
+                check()
+            except RuntimeError as err:  # "Number of consecutive failures exceeded the limit of 3." + a traceback
+                if self.failure is None:
+                    last = self.oracle.trials[self.oracle.end_order[-1]]
+                    why = report.failure_line(last.message) or report.failure_note(self.tune, last.trial_id)
+                    self.failure = f"{str(err).splitlines()[0].rstrip('.')}: {why}"
+                self.oracle.max_trials = len(self.oracle.trials)
+
+        return checked
 
     def stop_if_out_of_time(self) -> None:
         budget = self.request.max_minutes * 60
@@ -177,7 +200,7 @@ class TrialRunner(keras_tuner.engine.base_tuner.BaseTuner):
         return [*entry, "--config", str(config_path), "--runs-dir", str(self.tune.root), "--name", run.name]
 
     def trial_config(self, values: dict) -> Any:
-        settings = {dim.key: values[dim.key] for dim in self.request.space if dim.key in values}
+        settings = {dim.key: dim.value_of(values[dim.key]) for dim in self.request.space if dim.key in values}
         items = overrides(settings)
         if "tuner/epochs" in values:  # Hyperband's budget for this trial
             items.append(f"train.epochs={values['tuner/epochs']}")
@@ -283,10 +306,10 @@ def search(tune: TuneDir, request: Request, base: Any, seed: int, verbose: bool)
     except KeyboardInterrupt:
         request.status = "interrupted"
         raise
-    except RuntimeError as err:  # KerasTuner's "Number of consecutive failures exceeded the limit"
-        request.status = "failed"
-        raise UserError(f"the search stopped: {err}; see {tune.oracle}/trial_*/train.log") from None
     else:
+        if runner.failure is not None:
+            request.status = "failed"
+            raise UserError(f"the search stopped: {runner.failure}; see {tune.oracle}/trial_*/train.log")
         request.status = "stopped after --max-minutes" if runner.stopped_by_time else "complete"
     finally:
         tune.write_request(request)

@@ -42,6 +42,12 @@ class Dimension:
             return f"{self.key}={','.join(map(str, self.choices))}"
         return f"{self.key}={'log:' if self.log else ''}{self.low:g}..{self.high:g}"
 
+    def value_of(self, drawn: Any) -> Any:
+        """A value the oracle drew, as the setting takes it: KerasTuner keeps a true/false choice as 1/0."""
+        if self.kind == "choice":
+            return next((choice for choice in self.choices if choice == drawn), drawn)
+        return int(drawn) if self.kind == "int" else float(drawn)
+
     @property
     def finite(self) -> bool:
         """Whether a grid can list every value."""

@@ -14,7 +14,9 @@ trials that were running to whichever worker asks first (KerasTuner's retry queu
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,32 +32,49 @@ WORKER_STOP_SECONDS = 330  # a worker waits up to 300 s for its trial to save an
 def serve_workers(runner: TrialRunner) -> None:
     """Serve ``runner``'s oracle to ``--workers`` worker processes until each has been told to stop."""
     import grpc
-    from keras_tuner.src import protos
+    from keras_tuner.src.protos import get_service_grpc
 
     runner.save()  # the chief's tuner file: --resume reloads the oracle through it
     servicer = ReportingServicer(runner)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # one request at a time, as the oracle wants
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    executor = futures.ThreadPoolExecutor(max_workers=1)  # one request at a time, as the oracle wants
+    server = grpc.server(executor)
+    get_service_grpc().add_OracleServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
-    # started before the server's threads are (gRPC warns of forking beside them); clients wait until it is ready
-    workers = [start_worker(runner, worker, port) for worker in range(runner.request.workers)]
-    server.start()
+    workers: list[subprocess.Popen] = []
     try:
-        while any(process.poll() is None for process in workers):
+        # started before the server's threads are (gRPC warns of forking beside them); clients wait until it is ready
+        for worker in range(runner.request.workers):
+            workers.append(start_worker(runner, worker, port))
+        server.start()
+        while any(process.poll() is None for process in workers) and not any(map(stopped_short, workers)):
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        stop_workers(workers)
-        raise
     finally:
-        server.stop(grace=None)
-    if servicer.failure is not None:
-        raise RuntimeError(servicer.failure)  # as a one-process search raises it: too many failed trials
-    broken = [(i, p.returncode) for i, p in enumerate(workers) if p.returncode not in (0, 130, 143)]
-    if broken:
-        worker, code = broken[0]
-        log = runner.tune.worker_log(worker)
-        raise UserError(f"tune worker {worker} stopped (exit code {code}): {last_error(log, code)}; see {log}")
-    if any(p.returncode for p in workers):  # stopped from outside (SIGTERM to a worker): resumable
+        from apps.cli import ignore_further_stops
+
+        ignore_further_stops()  # stopping the workers takes as long as their trials take to save
+        stop_workers(workers)  # those still running: after Ctrl-C, or when another stopped short
+        server.stop(grace=None).wait()
+        executor.shutdown(wait=True)  # no report may still be writing when the search writes its own
+    if servicer.error is not None:
+        raise servicer.error  # in this thread, where a full disk or a bad path becomes one line
+    say_how_workers_ended(runner.tune, workers)
+
+
+def stopped_short(process: subprocess.Popen) -> bool:
+    """A worker that ended other than by the oracle's stop: its trial waits for it, so the search stops too."""
+    return process.returncode not in (None, 0)
+
+
+def say_how_workers_ended(tune: TuneDir, workers: list[subprocess.Popen]) -> None:
+    """Nothing when every worker ended because the oracle said stop; else one line, or an interruption."""
+    for worker, process in enumerate(workers):
+        code = process.returncode
+        if code in (0, 130, 143, -signal.SIGINT, -signal.SIGTERM):
+            continue
+        log = tune.worker_log(worker)
+        why = "killed (SIGKILL: out of memory?)" if code == -signal.SIGKILL else f"stopped (exit code {code})"
+        raise UserError(f"tune worker {worker} {why}: {last_error(log, code)}; see {log}, then --resume")
+    if any(process.returncode for process in workers):  # a worker was stopped from outside: resumable
         raise KeyboardInterrupt("a tune worker was stopped")
 
 
@@ -94,6 +113,13 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             process.wait()
 
 
+def protos():
+    """KerasTuner's gRPC messages."""
+    from keras_tuner.src import protos
+
+    return protos.get_service()
+
+
 def _servicer_base():
     from keras_tuner.src.distribute import oracle_chief
 
@@ -102,33 +128,43 @@ def _servicer_base():
 
 class ReportingServicer(_servicer_base()):
     """KerasTuner's oracle service, with the search's own part: the time budget before a trial is handed out, a
-    report once it has ended."""
+    report once it has ended. An error here (a full disk) stops the search: no trial is handed out after it, and
+    the search's thread raises it once the workers have ended."""
 
     def __init__(self, runner: TrialRunner):
         super().__init__(runner.oracle)
         self.runner = runner
-        self.failure: str | None = None
+        self.error: BaseException | None = None
 
     def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method names)
-        if self.failure is not None:
-            self.oracle.max_trials = len(self.oracle.trials)  # no new trial after the search has failed
-        self.runner.stop_if_out_of_time()
-        response = super().CreateTrial(request, context)
+        with self.stopping_on_error():
+            self.runner.stop_if_out_of_time()
+            if self.error is None:
+                response = super().CreateTrial(request, context)
+        if self.error is not None:  # the oracle may be half way through an update: a stop, whatever it holds
+            from keras_tuner.src.engine import trial as trial_module
+
+            stop = trial_module.Trial(self.oracle.hyperparameters, status=trial_module.TrialStatus.STOPPED)
+            return protos().CreateTrialResponse(trial=stop.to_proto())
         handed_out = response.trial.trial_id
         if any(trial.trial_id == handed_out for trial in self.oracle.ongoing_trials.values()):
             self.runner.began.setdefault(handed_out, time.monotonic())
         return response
 
     def EndTrial(self, request, context):  # noqa: N802
-        try:
-            response = super().EndTrial(request, context)
-        except RuntimeError as err:  # KerasTuner's "Number of consecutive failures exceeded the limit"
-            self.failure = str(err)
-            from keras_tuner.src import protos
+        with self.stopping_on_error():
+            super().EndTrial(request, context)
+            self.oracle.save()  # as a tuner does after end_trial: the state saved there still lists the trial running
+            self.runner.report(request.trial.trial_id)
+        return protos().EndTrialResponse()
 
-            response = protos.get_service().EndTrialResponse()
-        self.runner.report(request.trial.trial_id)
-        return response
+    @contextlib.contextmanager
+    def stopping_on_error(self):
+        try:
+            yield
+        except Exception as err:
+            self.error = self.error or err
+            self.oracle.max_trials = len(self.oracle.trials)
 
 
 def worker_main(argv: list[str]) -> int:

@@ -77,7 +77,7 @@ def pattern_regex(pattern: str, need_label: bool = True) -> re.Pattern:
     return re.compile(regex)
 
 
-def parse_split(spec: str, key: str = "data.split") -> tuple[str, Any]:
+def parse_split(spec: str) -> tuple[str, Any]:
     """``random`` | ``index:0-4`` (or ``index:0,1,7``) | ``speaker:theo[,lucas]`` -> (kind, values)."""
     kind, _, arg = spec.partition(":")
     if kind == "random" and not arg:
@@ -94,7 +94,7 @@ def parse_split(spec: str, key: str = "data.split") -> tuple[str, Any]:
     else:
         if kind == "speaker" and arg:
             return kind, set(arg.split(","))
-    raise UserError(f"{key} '{spec}' not understood; use random, index:0-4 or speaker:NAME[,NAME]")
+    raise UserError(f"data.split '{spec}' not understood; use random, index:0-4 or speaker:NAME[,NAME]")
 
 
 def split_clips(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[str, np.ndarray]:
@@ -130,10 +130,11 @@ def split_clips_for(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[
     test clip to the validation split, and no other: early stopping, the best epoch and a search's choice are
     then made on voices the model never trains on, as the test speakers are."""
     splits = split_clips(clips, labels, config)
-    kind, names = parse_split(config.validation, "data.validation")
-    if kind == "random":
+    if config.validation == "random":
         return splits
-    if kind != "speaker":
+    kind, _, listed = config.validation.partition(":")
+    names = {name for name in listed.split(",") if name}
+    if kind != "speaker" or not names:
         raise UserError(f"data.validation '{config.validation}' not understood; use random or speaker:NAME[,NAME]")
     if any(c.speaker is None for c in clips):
         raise UserError(

@@ -90,6 +90,25 @@ def test_a_grid_search_tries_each_combination_once_and_a_failing_trial_is_a_row_
     assert accuracies == sorted(accuracies, reverse=True)  # best first: accuracy is maximised
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_trials_failing_in_a_row_end_the_search_in_one_line_with_every_worker_stopped(tmp_path, workers):
+    images = odd_image_folder(tmp_path / "images")  # 16x16: over every data.max_pixels searched
+    result = dlapps(
+        "vision", "tune", *BASE, "--data", images, "--space", "data.max_pixels=100..200", "--trials", 10,
+        "--workers", workers, "--runs-dir", tmp_path, "--name", "f",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the search stopped: Number of consecutive failures exceeded the limit of 3: ")
+    assert "more than data.max_pixels=" in last and "Traceback" not in result.stderr + result.output
+    tune = tmp_path / "vision" / "f"
+    found = rows(tune)
+    assert 3 <= len(found) <= 2 + workers and {row["status"] for row in found} == {"failed"}
+    assert json.loads((tune / "tune.json").read_text())["status"] == "failed"
+    oracle = json.loads((tune / "oracle" / "oracle.json").read_text())
+    assert oracle["ongoing_trials"] == {}  # each failed trial ended in order, its worker freed
+
+
 def space_file(folder):
     path = folder / "space.yaml"
     path.write_text("model.width: [4, 8]\n")
@@ -131,3 +150,19 @@ def test_a_space_file_that_is_not_a_mapping_of_keys_is_one_line(tmp_path):
         assert_one_line_error(dlapps("vision", "tune", "--space-file", path, "--runs-dir", tmp_path), fragment)
     resumed = dlapps("vision", "tune", "--resume", tmp_path / "nothing-here")
     assert_one_line_error(resumed, "not a dlapps search")
+
+
+def test_a_drawn_value_is_given_to_the_trial_as_the_setting_takes_it():
+    from apps.tuning.space import overrides, parse_space
+    from pipelines.vision.pipeline import VisionConfig
+
+    cache, width, rate = parse_space(
+        ["data.cache=true,false", "model.width=4..8", "train.learning_rate=1e-3..1e-2"], VisionConfig()
+    )
+    # KerasTuner keeps a true/false choice as 1/0 (a trial given data.cache=1 failed: "expects bool")
+    assert cache.value_of(1) is True and cache.value_of(0) is False
+    assert overrides({"data.cache": cache.value_of(0), "model.width": width.value_of(5.0)}) == [
+        "data.cache=false",
+        "model.width=5",
+    ]
+    assert rate.value_of(2e-3) == 2e-3
