@@ -306,6 +306,9 @@ def search(tune: TuneDir, request: Request, base: Any, seed: int, verbose: bool)
     except KeyboardInterrupt:
         request.status = "interrupted"
         raise
+    except UserError:  # a worker lost, a full disk: --resume goes on once it is seen to
+        request.status = "failed"
+        raise
     else:
         if runner.failure is not None:
             request.status = "failed"

@@ -2,8 +2,10 @@
 
 import csv
 import json
+import os
 import signal
 import time
+from pathlib import Path
 
 from tests.apps.test_tune_resume import SEARCH, run_json
 from tests.helpers import dlapps, finished_epochs, start_cli
@@ -55,3 +57,43 @@ def test_two_workers_train_trials_side_by_side_and_a_stopped_search_resumes_ever
         assert log.count(f"Epoch 1/{EPOCHS}") == 1 and f"Epoch {EPOCHS}/{EPOCHS}" in log  # each epoch trained once
         assert ("--resume" in log) == (i < 2)
     assert json.loads((tune / "tune.json").read_text())["status"] == "complete"
+
+
+def worker_pid(tune, worker: int) -> int:
+    """The process of ``tune``'s worker number ``worker``."""
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            environment = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"apps.tuning.workers" in command and str(tune).encode() in command:
+            if f"KERASTUNER_TUNER_ID=worker{worker}".encode() in environment:
+                return int(proc.name)
+    raise AssertionError(f"no worker {worker} of {tune}")
+
+
+def test_a_worker_killed_stops_the_search_in_one_line_and_resume_finishes_every_trial(tmp_path):
+    tune = tmp_path / "vision" / "k"
+    trials = [tune / "vision" / f"trial_{i}" for i in range(2)]
+    first = start_cli(
+        "vision", "tune", *WORKERS_SEARCH, "--trials", 2, "--workers", 2, "--runs-dir", tmp_path, "--name", "k"
+    )
+    both_training(first, trials)
+    os.kill(worker_pid(tune, 0), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    _, err = first.communicate(timeout=180)
+    assert first.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: tune worker 0 killed (SIGKILL: out of memory?)") and "--resume" in last
+    assert "Traceback" not in err
+    assert json.loads((tune / "tune.json").read_text())["status"] == "failed"
+    deadline = time.time() + 120  # the killed worker's trial is told by the kernel and stops by itself
+    while any(run_json(run).get("status") == "training" for run in trials) and time.time() < deadline:
+        time.sleep(0.1)
+    assert [run_json(run)["status"] for run in trials] == ["interrupted", "interrupted"]
+
+    second = dlapps("vision", "tune", "--resume", tune)
+    assert second.exit_code == 0, second.output
+    for i, run in enumerate(trials):
+        assert run_json(run)["status"] == "complete" and run_json(run)["epochs_done"] == EPOCHS
+        assert (tune / "oracle" / f"trial_{i}" / "train.log").read_text().count(f"Epoch 1/{EPOCHS}") == 1
