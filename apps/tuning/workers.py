@@ -2,7 +2,7 @@
 
 The search's process is KerasTuner's chief: it owns the oracle, serves it over gRPC on 127.0.0.1 (a free port)
 and reports each trial as it ends (progress line, results.csv, HParams), as a one-worker search does itself. Each
-worker is ``python -m apps.tuning.workers TUNE_DIR`` with KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT set:
+worker is ``python -m apps.tuning.worker TUNE_DIR`` with KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT set:
 a ``TrialRunner`` whose oracle is KerasTuner's client, asking for a trial, training it as a ``train`` process,
 sending back its score, until the oracle says stop.
 
@@ -72,8 +72,11 @@ def say_how_workers_ended(tune: TuneDir, workers: list[subprocess.Popen]) -> Non
         if code in (0, 130, 143, -signal.SIGINT, -signal.SIGTERM):
             continue
         log = tune.worker_log(worker)
-        why = "killed (SIGKILL: out of memory?)" if code == -signal.SIGKILL else f"stopped (exit code {code})"
-        raise UserError(f"tune worker {worker} {why}: {last_error(log, code)}; see {log}, then --resume")
+        if code == -signal.SIGKILL:  # it could say nothing
+            raise UserError(f"tune worker {worker} killed (SIGKILL: out of memory?); see {log}, then --resume")
+        raise UserError(
+            f"tune worker {worker} stopped (exit code {code}): {last_error(log, code)}; see {log}, then --resume"
+        )
     if any(process.returncode for process in workers):  # a worker was stopped from outside: resumable
         raise KeyboardInterrupt("a tune worker was stopped")
 
@@ -85,7 +88,7 @@ def start_worker(runner: TrialRunner, worker: int, port: int) -> subprocess.Pope
         "KERASTUNER_ORACLE_IP": "127.0.0.1",
         "KERASTUNER_ORACLE_PORT": str(port),
     }
-    command = [sys.executable, "-m", "apps.tuning.workers", str(runner.tune.root)]
+    command = [sys.executable, "-m", "apps.tuning.worker", str(runner.tune.root)]
     if runner.verbose:
         command.append("--verbose")
     with open(runner.tune.worker_log(worker), "ab") as log:
@@ -193,7 +196,3 @@ def worker_main(argv: list[str]) -> int:
         print(f"{os.environ.get('KERASTUNER_TUNER_ID')}: {stop or 'interrupted'}", flush=True)
         return 143 if isinstance(stop, Terminated) else 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1:]))

@@ -67,7 +67,7 @@ def worker_pid(tune, worker: int) -> int:
             environment = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"apps.tuning.workers" in command and str(tune).encode() in command:
+        if b"apps.tuning.worker" in command and str(tune).encode() in command:
             if f"KERASTUNER_TUNER_ID=worker{worker}".encode() in environment:
                 return int(proc.name)
     raise AssertionError(f"no worker {worker} of {tune}")
