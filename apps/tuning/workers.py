@@ -172,7 +172,6 @@ class ReportingServicer(_servicer_base()):
 
 def worker_main(argv: list[str]) -> int:
     """One worker: trials from the chief's oracle until it says stop; 130/143 when stopped from outside."""
-    import signal
     from pathlib import Path
 
     from apps.cli import Terminated, load_pipeline, task_in_config
