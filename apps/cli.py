@@ -754,5 +754,8 @@ for _domain in DOMAINS:
     main.add_command(domain_group(_domain))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # how tune starts its trials (python -m apps.cli)
+    from apps.lifeline import follow_parent
+
+    follow_parent()
     main()

@@ -16,7 +16,6 @@ keras-tuner#395, #873), a failing trial cannot take the search with it, and an i
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 
 import keras_tuner
 
+from apps.lifeline import child_environment
 from apps.tuning import report
 from apps.tuning.folder import Request, TuneDir, write_atomically
 from apps.tuning.space import overrides
@@ -235,8 +235,8 @@ def run_trial_process(command: list[str], log: Path, verbose: bool) -> int:
             command,
             stdout=None if verbose else sink,
             stderr=None if verbose else subprocess.STDOUT,
+            env=child_environment(),
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         try:
             return child.wait()
@@ -267,12 +267,6 @@ def wait_for_unlock(run: Path, timeout: float = 300) -> None:
                 if time.monotonic() > deadline:
                     return  # `train --resume` names the holder in its one line
                 time.sleep(0.2)
-
-
-def die_with_parent() -> None:
-    PR_SET_PDEATHSIG = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def last_error(log: Path, code: int) -> str:

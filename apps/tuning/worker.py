@@ -6,9 +6,11 @@ the worker has to say, not TensorFlow's start-up lines.
 
 import sys
 
+from apps.lifeline import follow_parent
 from apps.quiet import start_tensorflow
 
 if __name__ == "__main__":
+    follow_parent()
     start_tensorflow("--verbose" in sys.argv, "keras_tuner")
     from apps.tuning.workers import worker_main
 

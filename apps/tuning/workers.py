@@ -22,8 +22,9 @@ import sys
 import time
 from concurrent import futures
 
+from apps.lifeline import child_environment
 from apps.tuning.folder import TuneDir
-from apps.tuning.search import TrialRunner, die_with_parent, last_error
+from apps.tuning.search import TrialRunner, last_error
 from pipelines.core.errors import UserError
 
 WORKER_STOP_SECONDS = 330  # a worker waits up to 300 s for its trial to save and stop; then it is killed
@@ -82,12 +83,9 @@ def say_how_workers_ended(tune: TuneDir, workers: list[subprocess.Popen]) -> Non
 
 
 def start_worker(runner: TrialRunner, worker: int, port: int) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "KERASTUNER_TUNER_ID": f"worker{worker}",
-        "KERASTUNER_ORACLE_IP": "127.0.0.1",
-        "KERASTUNER_ORACLE_PORT": str(port),
-    }
+    environment = child_environment(
+        KERASTUNER_TUNER_ID=f"worker{worker}", KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port)
+    )
     command = [sys.executable, "-m", "apps.tuning.worker", str(runner.tune.root)]
     if runner.verbose:
         command.append("--verbose")
@@ -98,7 +96,6 @@ def start_worker(runner: TrialRunner, worker: int, port: int) -> subprocess.Pope
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the search's process, which stops the workers in order
-            preexec_fn=die_with_parent,
         )
 
 

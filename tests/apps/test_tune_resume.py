@@ -54,6 +54,7 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_the_search_with_every_trial_onc
     deadline = time.time() + 60
     while run_json(tune / "vision" / "trial_1").get("status") == "training" and time.time() < deadline:
         time.sleep(0.1)  # the orphaned trial stopping
+    assert run_json(tune / "vision" / "trial_1")["status"] == "interrupted"
 
     third = dlapps("vision", "tune", "--resume", tune)
     assert third.exit_code == 0, third.output
