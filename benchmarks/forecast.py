@@ -1,7 +1,7 @@
 """Forecasting: dlapps against the baselines and a statistical model, on the shared electricity and MSFT series.
 
     python benchmarks/forecast.py                      # both protocols and the serving ratio
-    python benchmarks/forecast.py --only taylor --set model.name=linear
+    python benchmarks/forecast.py --only taylor --set model.name=mlp
 
 Half-hourly electricity (taylor): the last 14 days are the test part, a 48-step forecast from each
 midnight, MASE scaled by the in-sample weekly seasonal-naive error (all values before the test). In the

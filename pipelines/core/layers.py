@@ -8,6 +8,7 @@ other's layer.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -33,6 +34,51 @@ class PositionEmbedding(layers.Layer):
 
     def call(self, x):
         return x + self.positions
+
+
+@keras.saving.register_keras_serializable(package="dlapps")
+class Whitening(layers.Layer):
+    """Decorrelated inputs of unit variance: ``(x - mean) @ C^-1/2``, with C the covariance of the training inputs
+    (ZCA whitening), fixed by :meth:`adapt` and saved with the model.
+
+    Gradient descent on strongly correlated inputs (a week of half-hourly demand, where neighbours correlate near
+    1) moves along the few large directions and crawls along the rest: after any practical number of epochs a
+    linear model is still far from its least-squares weights. Whitened, every direction learns at the same pace.
+    ``shrinkage`` (a fraction of the largest eigenvalue, added to each) keeps directions of pure noise from being
+    blown up."""
+
+    def __init__(self, shrinkage: float = 1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.shrinkage = shrinkage
+        self.trainable = False
+
+    def build(self, input_shape):
+        size = input_shape[-1]
+        self.mean = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="mean")
+        self.matrix = self.add_weight(shape=(size, size), initializer="identity", trainable=False, name="matrix")
+
+    def adapt(self, x: np.ndarray) -> None:
+        """Mean and whitening matrix from ``x`` [examples, features]; fewer than two examples, or inputs that never
+        vary, leave the identity."""
+        x = np.asarray(x, np.float64)
+        if not self.built:
+            self.build(x.shape)
+        if len(x) < 2:
+            return
+        mean = x.mean(axis=0)
+        eigenvalues, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False))
+        largest = float(eigenvalues.max())
+        if largest <= 1e-12:
+            return
+        scale = 1 / np.sqrt(np.clip(eigenvalues, 0, None) + self.shrinkage * largest)
+        self.mean.assign(mean.astype("float32"))
+        self.matrix.assign(((vectors * scale) @ vectors.T).astype("float32"))
+
+    def call(self, x):
+        return keras.ops.matmul(x - self.mean, self.matrix)
+
+    def get_config(self):
+        return {**super().get_config(), "shrinkage": self.shrinkage}
 
 
 def encoder_block(x, heads: int, dim: int, dropout: float, attention_mask=None):
