@@ -64,8 +64,10 @@ class PinballLoss(keras.losses.Loss):
 def _head(x, horizon: int, quantiles: int, dropout: float):
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
+    # float32 to the end under mixed precision: the scaling back to original units is float32 (and a layer of the
+    # float16 policy after the float32 Dense would cast the quantiles back down)
     x = layers.Dense(horizon * quantiles, dtype="float32")(x)
-    return layers.Reshape((horizon, quantiles), name="quantiles")(x)
+    return layers.Reshape((horizon, quantiles), dtype="float32", name="quantiles")(x)
 
 
 def _last_step(x, context: int):

@@ -89,6 +89,18 @@ def test_the_smallest_config_trains_and_fills_the_run_directory(trained):
     assert "Traceback" not in result.output + result.stderr
 
 
+@pytest.mark.parametrize("domain, task", TASKS, ids=IDS)
+def test_the_smallest_config_trains_and_evaluates_under_mixed_precision(domain, task, tmp_path):
+    """``train.mixed_precision=true``: float16 inside, and every figure and output a user sees still computed."""
+    pipeline = pipeline_of(domain, task)
+    (tmp_path / "data").mkdir()
+    args = [*task_args(domain, task), "--runs-dir", tmp_path / "runs", "--name", "r"]
+    mixed = ["--set", "train.mixed_precision=true"]
+    result = dlapps(domain, "train", *args, *train_args(pipeline, tmp_path / "data"), *mixed)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert (tmp_path / "runs" / domain / "r" / "metrics.json").is_file()
+
+
 def test_the_task_is_registered_under_its_own_names():
     for domain, task in TASKS:
         pipeline = pipeline_of(domain, task)
