@@ -20,6 +20,9 @@ from pipelines.core.layers import PositionEmbedding, Whitening, encoder_block
 from pipelines.core.registry import Registry
 
 MODELS = Registry("forecast model")
+# The longest context the linear model whitens: its matrix is context x context (64 MiB at 4,096 steps, and its
+# eigendecomposition some seconds); beyond it the context goes in as it is.
+WHITEN_AT_MOST = 4096
 
 
 @dataclasses.dataclass
@@ -115,7 +118,10 @@ def linear(config: ForecastModelConfig, layout: Layout) -> keras.Model:
     The context is whitened on the training windows (the pipeline adapts the layer), so gradient descent on the
     pinball loss reaches the weights least squares would find on correlated values."""
     inputs = _inputs(layout)
-    features = _joined([Whitening(name="whitening")(inputs["values"]), *_covariates(inputs, layout)])
+    values = inputs["values"]
+    if layout.context <= WHITEN_AT_MOST:
+        values = Whitening(name="whitening")(values)
+    features = _joined([values, *_covariates(inputs, layout)])
     return keras.Model(inputs, _head(features, layout.horizon, len(config.quantiles), 0.0), name="linear")
 
 

@@ -136,3 +136,13 @@ def test_the_linear_default_reaches_the_least_squares_fit_of_a_correlated_autore
 
     assert adam_error(whiten=True) < 1.2 * least_squares  # 1.04x here
     assert adam_error(whiten=False) > 2 * least_squares  # 2.6x here
+
+
+def test_a_context_too_long_to_whiten_goes_in_as_it_is():
+    from pipelines.forecast.models import WHITEN_AT_MOST
+
+    def layer_names(context: int) -> list[str]:
+        return [layer.name for layer in MODELS.get("linear")(ForecastModelConfig(), Layout(context, 2)).layers]
+
+    assert "whitening" in layer_names(WHITEN_AT_MOST)
+    assert "whitening" not in layer_names(WHITEN_AT_MOST + 1)
