@@ -70,8 +70,8 @@ def main():
         best_trial = json.loads((tune / best["run"] / "metrics.json").read_text())
         # the best trial's settings, trained as `dlapps speech train` trains: every other speaker, default epochs
         chosen = yaml.safe_load((tune / "best.yaml").read_text())
-        keys = [dim.split("=")[0] for dim in SPACE]
-        settings = overrides({key: chosen[key.split(".")[0]][key.split(".")[1]] for key in keys})  # as --set takes them
+        keys = [dim.split("=")[0].split(".") for dim in SPACE]
+        settings = overrides({f"{section}.{name}": chosen[section][name] for section, name in keys})  # as --set takes
         _, seconds, metrics, info = timed_train("speech", recordings, runs, "best", [split, *settings])
         retrained = figures(metrics, info, seconds)
     emit(

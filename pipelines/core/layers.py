@@ -50,7 +50,6 @@ class Whitening(layers.Layer):
     def __init__(self, shrinkage: float = 1e-4, **kwargs):
         super().__init__(**kwargs)
         self.shrinkage = shrinkage
-        self.trainable = False
 
     def build(self, input_shape):
         size = input_shape[-1]

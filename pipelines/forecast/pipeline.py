@@ -99,6 +99,7 @@ class ForecastData(Data):
     ends: list = dataclasses.field(default_factory=list)  # per series: (end of train part, end of validation part)
     scaling: scaling.Scaling | None = None
     layout: Layout | None = None
+    train_origins: tuple = ()  # (global origins, series indices) of the training windows
 
     def input_summary(self) -> str:
         covariates = self.collection.covariates if self.collection else ()
@@ -254,6 +255,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
             ends=ends,
             scaling=scaled,
             layout=layout,
+            train_origins=windows["train"],
         )
 
     @staticmethod
@@ -308,11 +310,10 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
     def training_contexts(self, data: ForecastData, config: ForecastConfig, most: int = 20_000) -> np.ndarray:
         """The training windows' contexts in model space [windows, context], in order (the training stream's
         shuffling untouched); at most ``most`` of them, evenly spread."""
-        found = data.collection
-        offsets = np.cumsum([0, *(len(s.values) for s in found.series)])[:-1]
-        at, index = self.split_origins(found, data.ends, offsets, data.context, data.horizon, 1, "train")
+        at, index = data.train_origins
         keep = np.unique(np.linspace(0, len(at) - 1, min(most, len(at))).astype(np.int64))
-        windows = self.window_dataset(found, data.scaling, data.layout)(at[keep], index[keep], config, training=False)
+        make = self.window_dataset(data.collection, data.scaling, data.layout)
+        windows = make(at[keep], index[keep], config, training=False)
         return np.concatenate([inputs["values"].numpy() for inputs, _ in windows])
 
     def compile_args(self, config: ForecastConfig, data: ForecastData) -> dict:
