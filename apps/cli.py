@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -70,7 +71,7 @@ def reports_user_errors(command):
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt as stop:
-            click.echo(f"\n{stop or 'interrupted'}", err=True)
+            click.echo(f"\n{str(stop) or 'interrupted'}", err=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         except Exception as err:
             line = system_refusal(err)
@@ -127,15 +128,16 @@ def full_disk(err: BaseException | None) -> str | None:
     return None
 
 
-def load_pipeline(domain: str, verbose: bool, task: str | None = None):
-    """The pipeline of the domain's ``task`` (None: its default task)."""
+def load_pipeline(domain: str, verbose: bool, task: str | None = None, first_operation: bool = True):
+    """The pipeline of the domain's ``task`` (None: its default task); ``first_operation=False``: see
+    :func:`apps.quiet.start_tensorflow`."""
     from apps.quiet import start_tensorflow
 
     entry = DOMAINS[domain]
     if task is not None and task not in entry.tasks:
         raise UserError(f"{domain} has no task '{task}'; tasks: {', '.join(entry.tasks)}")
     module = entry.tasks[task or entry.default_task]
-    start_tensorflow(verbose, module)
+    start_tensorflow(verbose, module, first_operation=first_operation)
     return importlib.import_module(module).PIPELINE
 
 
@@ -233,8 +235,8 @@ def train_command(domain: str) -> click.Command:
             raise UserError(
                 f"--task {task}, but {config_path} is a {task_in_config(config_path)} config; drop one of them"
             )
-        # before any module that imports TensorFlow
-        pipeline = load_pipeline(domain, verbose, task or task_in_config(config_file))
+        # before any module that imports TensorFlow; its first operation waits for the settings (a cluster)
+        pipeline = load_pipeline(domain, verbose, task or task_in_config(config_file), first_operation=False)
         from pipelines.core import config as cfg
         from pipelines.core import training
         from pipelines.core.rundir import RunDir
@@ -254,47 +256,162 @@ def train_command(domain: str) -> click.Command:
                 )
             training.check_same_config(run)
             config = cfg.load_yaml(run.config, pipeline.config_class)
-            if check:
-                return check_only(pipeline, config, run)  # reads only: no lock taken
-            run.lock()  # until this process ends
-            if status == "training":  # and no process holds it (the lock is ours): its trainer was stopped short
-                click.echo(
-                    f"{run.root} was left 'training' by a process that ended before it could say so "
-                    "(killed, out of memory, or no disk space to write it); resuming",
-                    err=True,
-                )
-            data_splits, model = training.prepare(pipeline, config)
-            training.check_same_data(run, data_splits)
         else:
+            run = None
             config = requested_config(pipeline, config_path, data, overrides)
-            RunDir.free_path(runs_dir, domain, name)  # a bad --name or --runs-dir: before minutes of data loading
-            if check:
-                return check_only(pipeline, config)
-            data_splits, model = training.prepare(pipeline, config)
-            with writing_into(runs_dir):
-                run = training.create_run(pipeline, config, runs_dir, name)
-            run.lock()  # until this process ends
-        click.echo(f"run directory: {run.root}", err=True)
+        if check:
+            start_single_process(verbose)
+            return check_only(pipeline, single_process(config), run)  # reads only: no lock taken
+        worker = start_process(config.train, verbose)
+        if worker is None and config.train.strategy == "multi_worker":  # train.workers processes, here
+            from apps.launcher import launch_local_workers
+
+            if run is None:
+                name = RunDir.free_path(runs_dir, domain, name).name  # one name for every worker
+            sys.exit(
+                launch_local_workers(
+                    domain, task, config.train, run, data, config_path, overrides, name, runs_dir, verbose
+                )
+            )
+        private = None if worker is None or worker.is_chief else cluster_private_dir()
         try:
-            with writing_into(run.root, then=f"continue with: dlapps {domain} train --resume {run.root}"):
-                metrics = training.train(pipeline, config, data_splits, model, run)
-        except UserError:
-            if run.info().get("status") == "training":  # the disk filled up: said, and resumable
-                with contextlib.suppress(OSError):
-                    run.write_info(status="interrupted", stopped_by="no space left on the device")
-            raise
-        except KeyboardInterrupt as stop:
-            ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the status and the resume hint short
-            if run.info().get("status") == "training":  # not "trained": then only evaluation is left
-                run.write_info(status="interrupted")
-            click.echo(f"\n{stop or 'interrupted'}; continue with: dlapps {domain} train --resume {run.root}", err=True)
-            sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
-        epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
-        click.echo(
-            summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage)
-        )
+            if run is not None:
+                if private is not None:  # the chief holds and writes the run; this worker trains a copy
+                    run = RunDir(copy_for_resume(run.root, private))
+                else:
+                    run.lock()  # until this process ends
+                if status == "training":  # and no process holds it (the lock is ours): its trainer stopped short
+                    click.echo(
+                        f"{run.root} was left 'training' by a process that ended before it could say so "
+                        "(killed, out of memory, or no disk space to write it); resuming",
+                        err=True,
+                    )
+                data_splits, model = training.prepare(pipeline, config)
+                training.check_same_data(run, data_splits)
+            else:
+                if private is None:
+                    RunDir.free_path(runs_dir, domain, name)  # a bad --name or --runs-dir: before loading data
+                data_splits, model = training.prepare(pipeline, config)
+                with writing_into(runs_dir):
+                    run = training.create_run(pipeline, config, private or runs_dir, name)
+                run.lock()  # until this process ends
+            click.echo(f"run directory: {run.root}", err=True)
+            metrics = train_in(pipeline, config, data_splits, model, run, domain, worker)
+            epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
+            if private is not None:
+                click.echo(f"{worker.name} trained {epochs} epochs; the chief wrote the run directory", err=True)
+                return
+            click.echo(
+                summary(
+                    domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage
+                )
+            )
+        finally:
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
 
     return with_task_option(train, domain)
+
+
+def single_process(config):
+    """``config`` trained in this process alone (``--check`` of a multi-worker config checks it here)."""
+    import dataclasses
+
+    if config.train.strategy != "multi_worker":
+        return config
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, strategy="default"))
+
+
+def start_single_process(verbose: bool) -> None:
+    import tensorflow as tf
+
+    from apps.quiet import run_first_operation
+
+    run_first_operation(verbose, lambda: tf.constant(0))
+
+
+def start_process(train_config, verbose: bool):
+    """TensorFlow's first operation, as ``train.strategy`` needs it. Returns this process's place in the cluster
+    when TF_CONFIG names one (a multi-worker strategy, made now, before any other operation); None otherwise,
+    also when ``train.workers`` asks this process to start the workers itself."""
+    from apps.quiet import run_first_operation
+    from pipelines.core import cluster
+
+    if train_config.strategy != "multi_worker":
+        start_single_process(verbose)
+        return None
+    worker = cluster.from_environment()
+    if worker is None:
+        if train_config.workers < 1:
+            cluster.joined_strategy()  # says what multi_worker needs
+        return None
+    if train_config.workers not in (0, worker.size):
+        raise UserError(
+            f"train.workers={train_config.workers}, but TF_CONFIG names {worker.size} tasks; set train.workers=0 "
+            "(TF_CONFIG decides) or unset TF_CONFIG to start the workers here"
+        )
+    handler = signal.getsignal(signal.SIGTERM)
+    run_first_operation(verbose, lambda: cluster.join(worker, train_config.join_seconds))
+    signal.signal(signal.SIGTERM, handler)  # TensorFlow's cluster start-up takes SIGTERM for itself
+    if not worker.is_chief:
+        click.echo(f"{worker.name} of {worker.size}: the chief writes the run directory", err=True)
+    return worker
+
+
+def cluster_private_dir() -> Path:
+    from pipelines.core import cluster
+
+    return cluster.private_runs_dir()
+
+
+def copy_for_resume(root: Path, private: Path) -> Path:
+    from pipelines.core import cluster
+
+    return cluster.copy_for_resume(root, private)
+
+
+def train_in(pipeline, config, data_splits, model, run, domain: str, worker) -> dict:
+    """Train in ``run``, saying in one line how it stopped when it stops short: a full disk, Ctrl-C or SIGTERM,
+    a lost worker; each leaves the run resumable."""
+    from pipelines.core import training
+
+    resume = f"dlapps {domain} train --resume {run.root}"
+    try:
+        with writing_into(run.root, then=f"continue with: {resume}"):
+            return training.train(pipeline, config, data_splits, model, run)
+    except UserError:
+        if run.info().get("status") == "training":  # the disk filled up: said, and resumable
+            with contextlib.suppress(OSError):
+                run.write_info(status="interrupted", stopped_by="no space left on the device")
+        raise
+    except KeyboardInterrupt as stop:
+        ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the status and the resume hint short
+        if run.info().get("status") == "training":  # not "trained": then only evaluation is left
+            run.write_info(status="interrupted")
+        click.echo(f"\n{str(stop) or 'interrupted'}; continue with: {resume}", err=True)
+        sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+    except Exception as err:
+        if worker is None or not lost_contact(err):
+            raise
+        if run.info().get("status") == "training":
+            run.write_info(status="interrupted", stopped_by="lost contact with another worker")
+        raise UserError(
+            f"{worker.name} lost contact with the other workers ({type(err).__name__}: one of them ended or "
+            f"cannot be reached); start every worker again with: {resume}"
+        ) from None
+
+
+def lost_contact(err: Exception) -> bool:
+    """A collective operation failed because a peer went away (its process ended, its machine is gone)."""
+    import tensorflow as tf
+
+    lost = (
+        tf.errors.UnavailableError,
+        tf.errors.CancelledError,
+        tf.errors.AbortedError,
+        tf.errors.DeadlineExceededError,
+    )
+    return isinstance(err, lost) or (isinstance(err, tf.errors.OpError) and "Collective" in str(err))
 
 
 def requested_config(pipeline, config_path: Path | None, data: str | None, overrides: tuple[str, ...]):
@@ -524,7 +641,9 @@ def tune_command(domain: str) -> click.Command:
             with writing_into(tune.root, then=f"continue with: dlapps {domain} tune --resume {tune.root}"):
                 found = search(tune, request, base, seed=base.train.seed + 1, verbose=verbose)
         except KeyboardInterrupt as stop:
-            click.echo(f"\n{stop or 'interrupted'}; continue with: dlapps {domain} tune --resume {tune.root}", err=True)
+            click.echo(
+                f"\n{str(stop) or 'interrupted'}; continue with: dlapps {domain} tune --resume {tune.root}", err=True
+            )
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         click.echo(f"\n{report.table(found, request)}\n")
         top = report.best(found)

@@ -29,8 +29,12 @@ def _stderr_silenced(active: bool):
         os.close(devnull)
 
 
-def start_tensorflow(verbose: bool, *modules: str) -> None:
-    """Import TensorFlow (and ``modules``) quietly unless ``verbose``; route our logs to stderr."""
+def start_tensorflow(verbose: bool, *modules: str, first_operation: bool = True) -> None:
+    """Import TensorFlow (and ``modules``) quietly unless ``verbose``; route our logs to stderr.
+
+    ``first_operation=False`` leaves TensorFlow's first operation to :func:`run_first_operation`: a
+    multi-worker strategy must be made before any operation runs.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("pipelines").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
@@ -39,7 +43,8 @@ def start_tensorflow(verbose: bool, *modules: str) -> None:
     with _stderr_silenced(not verbose):
         import tensorflow as tf
 
-        tf.constant(0)  # first op: device discovery prints here, inside the silenced block
+        if first_operation:
+            tf.constant(0)  # first op: device discovery prints here, inside the silenced block
         for module in modules:
             importlib.import_module(module)
     if not verbose:
@@ -47,3 +52,10 @@ def start_tensorflow(verbose: bool, *modules: str) -> None:
 
         absl.logging.set_verbosity(absl.logging.ERROR)
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def run_first_operation(verbose: bool, operation):
+    """``operation()``, TensorFlow's first, where device discovery (and a cluster's start-up) print, quietly
+    unless ``verbose``."""
+    with _stderr_silenced(not verbose):
+        return operation()

@@ -29,8 +29,11 @@ def dlapps(domain: str, *args, code: Path = REPO) -> subprocess.CompletedProcess
     )
 
 
-def timed_train(domain: str, data: Path, runs: Path, name: str, settings: list[str]) -> tuple[Path, float, dict, dict]:
-    """`dlapps DOMAIN train` timed as a whole command: (run directory, seconds, metrics.json, run.json)."""
+def timed_train(
+    domain: str, data: Path, runs: Path, name: str, settings: list[str], *extra
+) -> tuple[Path, float, dict, dict]:
+    """`dlapps DOMAIN train` timed as a whole command: (run directory, seconds, metrics.json, run.json); ``extra``:
+    more arguments (a --config)."""
     start = time.perf_counter()
     dlapps(
         domain,
@@ -41,6 +44,7 @@ def timed_train(domain: str, data: Path, runs: Path, name: str, settings: list[s
         runs,
         "--name",
         name,
+        *extra,
         *[x for item in settings for x in ("--set", item)],
     )
     seconds = time.perf_counter() - start

@@ -30,7 +30,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
-from pipelines.core import evaluation, figures
+from pipelines.core import cluster, evaluation, figures
 from pipelines.core.errors import UserError
 
 # (inputs, y_true, probabilities, class_names) -> PNG bytes of a few examples with their predictions
@@ -78,12 +78,23 @@ class Predictions:
         return renderer(self.sample_inputs, self.y_true[idx], self.probabilities[idx], class_names)
 
 
+def predict_batch(model: keras.Model, x):
+    """The model's answers to one batch, compiled once and reused. Under a multi-worker strategy
+    ``predict_on_batch`` gathers every worker's answers to the same batch (twice the rows for two workers):
+    there each worker runs the model by itself on its copy of the weights, the same on every worker."""
+    if not cluster.is_multi_worker(model.distribute_strategy):
+        return model.predict_on_batch(x)
+    if getattr(model, "_dlapps_predict", None) is None:
+        model._dlapps_predict = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    return model._dlapps_predict(x)
+
+
 def collect(model: keras.Model, dataset: tf.data.Dataset, keep: int) -> Predictions:
     """Labels and probabilities for a whole (unshuffled) dataset, keeping ``keep`` example inputs."""
     labels, probabilities, wrong, right = [], [], [], []
     offset = 0
     for x, y in dataset:
-        batch_probabilities = np.asarray(model.predict_on_batch(x))  # compiled once, reused
+        batch_probabilities = np.asarray(predict_batch(model, x))
         batch_labels = y.numpy().astype(int)
         if keep:
             hits = batch_probabilities.argmax(axis=1) == batch_labels

@@ -122,7 +122,11 @@ class TrainConfig:
     # are minimised, anything else (val_accuracy, val_pr_auc) maximised.
     monitor: str = "val_loss"
     mixed_precision: bool = False
-    strategy: Annotated[str, OneOf("default", "mirrored")] = "default"  # mirrored: all visible GPUs
+    # mirrored: all visible GPUs of this machine; multi_worker: the processes TF_CONFIG names, or
+    # train.workers processes on this machine (pipelines/core/cluster.py)
+    strategy: Annotated[str, OneOf("default", "mirrored", "multi_worker")] = "default"
+    workers: Annotated[int, Range(0, 64)] = 0  # multi_worker without TF_CONFIG: start this many on 127.0.0.1
+    join_seconds: Annotated[float, Range(1, 86_400)] = 300.0  # multi_worker: how long to wait for the others
     seed: Seed = 0
     deterministic: bool = True  # op determinism: same config + seed -> same weights
     steps_per_epoch: Annotated[int, Range(1, 10**9)] | None = None  # None = one pass over the training split

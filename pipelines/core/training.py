@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from pipelines.core import callbacks as shared_callbacks
-from pipelines.core import tracking
+from pipelines.core import cluster, tracking
 from pipelines.core.config import TrainConfig, dump_yaml, flatten, from_dict, to_dict
 from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest
@@ -40,7 +40,27 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    raise UserError(f"unknown train.strategy '{name}'; choose default or mirrored")
+    if name == "multi_worker":
+        return cluster.joined_strategy()
+    raise UserError(f"unknown train.strategy '{name}'; choose default, mirrored or multi_worker")
+
+
+def check_replicas(strategy: tf.distribute.Strategy, train_config: TrainConfig) -> None:
+    """``train.batch_size`` is the global batch: each replica must get at least one example of it."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        if train_config.batch_size < replicas:
+            raise UserError(
+                f"train.batch_size {train_config.batch_size} is the global batch and must be at least the "
+                f"{replicas} replicas it is shared among; raise it"
+            )
+        log.info(
+            "%d replicas: global batch %d, %g per replica; learning rate %g (not scaled)",
+            replicas,
+            train_config.batch_size,
+            train_config.batch_size / replicas,
+            train_config.learning_rate,
+        )
 
 
 def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -107,7 +127,9 @@ def prepare(pipeline: Pipeline, config: Any) -> tuple[Data, keras.Model]:
     pipeline.monitor_mode(config)  # a monitor that nothing logs: refused before minutes of data loading
     data = load_data(pipeline, config)
     log.info("data: %s", data.describe())
-    with precision_policy(config.train.mixed_precision), make_strategy(config.train.strategy).scope():
+    strategy = make_strategy(config.train.strategy)
+    check_replicas(strategy, config.train)
+    with precision_policy(config.train.mixed_precision), strategy.scope():
         model = pipeline.build_model(config, data)
         optimizer = make_optimizer(config.train, steps_per_epoch(data, config.train))
         model.compile(optimizer=optimizer, **pipeline.compile_args(config, data))
@@ -170,6 +192,7 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
             # The domain's callbacks first: a value they add to the epoch's logs (a generative model's sample
             # quality) reaches TensorBoard, early stopping and best.keras in the same epoch.
             callbacks=[
+                *worker_callbacks(model),  # first: the others see the model every worker has
                 shared_callbacks.StopOnDivergence(),
                 *pipeline.extra_callbacks(config, data, run),
                 *shared_callbacks.standard_callbacks(run, config.train, pipeline.monitor_mode(config)),
@@ -178,12 +201,19 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
             verbose=1 if sys.stdout.isatty() else 2,
         )
         shared_callbacks.save_atomically(model, run.model)
+        if cluster.is_multi_worker(model.distribute_strategy):
+            log.info("weights at the end of training: %s", cluster.weights_digest(model))
         run.write_info(
             status="trained", train_seconds=round(time.time() - started, 1), model_shapes=model_shapes(model)
         )
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
     run.write_info(status="complete")
     return metrics
+
+
+def worker_callbacks(model: keras.Model) -> list:
+    strategy = model.distribute_strategy
+    return [cluster.sync_callback(strategy)] if cluster.is_multi_worker(strategy) else []
 
 
 def model_shapes(model: keras.Model) -> dict:
