@@ -232,6 +232,14 @@ def killed_then_resumed(run: Path, *train_args, at_epoch: int = 2) -> subprocess
     return subprocess.CompletedProcess(second.args, second.returncode, out, err)
 
 
+def same_weights(first: Path, second: Path) -> bool:
+    """Whether two saved models hold exactly the same weights."""
+    import keras
+
+    one, other = (keras.models.load_model(path, compile=False).get_weights() for path in (first, second))
+    return len(one) == len(other) and all(np.array_equal(a, b) for a, b in zip(one, other, strict=True))
+
+
 def optimizer_steps(model_file: Path) -> dict[str, int]:
     """Each optimizer's step count, as saved in a .keras file (a loss-scaling optimizer's is its inner one's:
     the wrapper's own counter never moves)."""

@@ -299,6 +299,11 @@ class ResumeState(keras.callbacks.Callback):
             found.append((int(json.loads(metadata.read_text())["epoch"]), legacy))
         return sorted(found, reverse=True)
 
+    def latest_epoch(self) -> int:
+        """The epoch training will continue after (0: none saved); the one before it where its file is damaged."""
+        saved = self.saved()
+        return saved[0][0] if saved else 0
+
     def on_train_begin(self, logs=None):
         saved = self.saved()
         if not saved:
@@ -324,6 +329,20 @@ class ResumeState(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Each epoch's random draws in the model (augmentation, dropout, a GAN's noise) start from the epoch's own
+    point of the seed's sequence: Keras keeps its seed generators' state out of saved models, so a resumed run
+    would otherwise replay epoch 1's draws, and end with other weights than a run that was never stopped."""
+
+    PER_EPOCH = 1 << 24  # draws each generator may make in an epoch before it reaches the next epoch's
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for variable in self.model.variables:
+            if variable.path.endswith("seed_generator_state"):
+                seed = np.asarray(variable)[0]
+                variable.assign(np.array([seed, epoch * self.PER_EPOCH], dtype=variable.dtype))
 
 
 class BestModel(keras.callbacks.Callback):
@@ -405,6 +424,7 @@ def standard_callbacks(run, train_config, mode: str) -> list[keras.callbacks.Cal
     ``train_config.monitor`` is minimised ("min") or maximised ("max")."""
     monitor = train_config.monitor
     callbacks = [
+        EpochSeeds(),
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, update_freq="epoch", profile_batch=0),
         # A resumed run keeps the best model so far unless a later epoch beats it.
         BestModel(run.best_model, monitor, mode, best=run.info().get(f"best_{monitor}")),

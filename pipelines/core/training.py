@@ -183,12 +183,15 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
         check_model_fits(run, model, run.model)
     else:
         run.write_info(status="training", input_shape=list(data.input_shape), data=data.describe(), **data.identity())
+        batches, steps = training_stream(
+            data.train, config.train, shared_callbacks.ResumeState(run.backup).latest_epoch()
+        )
         model.fit(
-            data.train.repeat() if config.train.steps_per_epoch else data.train,
+            batches,
             validation_data=data.validation,
             **data.fit_args(),
             epochs=config.train.epochs,
-            steps_per_epoch=config.train.steps_per_epoch,
+            steps_per_epoch=steps,
             # The domain's callbacks first: a value they add to the epoch's logs (a generative model's sample
             # quality) reaches TensorBoard, early stopping and best.keras in the same epoch.
             callbacks=[
@@ -209,6 +212,25 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
     metrics = pipeline.evaluate(model, data, config, run, step=config.train.epochs)
     run.write_info(status="complete")
     return metrics
+
+
+def training_stream(train: tf.data.Dataset, train_config: TrainConfig, done_epochs: int):
+    """(batches, steps per epoch) of training from epoch ``done_epochs`` on, as a run never stopped sees them.
+
+    One stream across epochs, each pass over the split reshuffled (a pass of ``repeat`` draws the next shuffle
+    order and random seeds of the seeded sequence, as a new iterator would): a resumed run skips the batches of
+    the epochs done, so it gets the data order of the epochs it continues, not epoch 1's again. A split of
+    unknown length is iterated anew each epoch, and a resumed run's order starts over.
+    """
+    steps = train_config.steps_per_epoch or known_length(train)
+    if steps is None:
+        return train, None
+    return train.repeat().skip(done_epochs * steps), steps
+
+
+def known_length(dataset: tf.data.Dataset) -> int | None:
+    length = int(dataset.cardinality())
+    return length if length > 0 else None
 
 
 def worker_callbacks(model: keras.Model) -> list:

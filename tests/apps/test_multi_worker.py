@@ -15,7 +15,7 @@ import pytest
 from pipelines.core import cluster
 from pipelines.domains import tasks
 from tests.contract.test_contract import pipeline_of, task_args, train_args
-from tests.helpers import REPO, assert_one_line_error, dlapps, optimizer_steps, wait_for_epoch
+from tests.helpers import REPO, assert_one_line_error, dlapps, optimizer_steps, same_weights, wait_for_epoch
 
 TINY = ["train.epochs=2", "model.width=8", "eval.sample_images=4"]  # digits: 21 steps of a global batch of 64
 MULTI = ["train.strategy=multi_worker"]
@@ -118,13 +118,9 @@ def test_a_lost_worker_stops_the_others_in_one_line_and_resume_completes(tmp):
     is interrupted, and --resume (the launcher again) completes it with every optimizer step done once."""
     epochs, steps = 8, 4
     run = tmp / "runs" / "vision" / "r"
-    launcher = worker(
-        tmp,
-        None,
-        *["vision", "train", "--runs-dir", tmp / "runs", "--name", "r"],
-        *sets(f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8"),
-        *sets(*MULTI, "train.workers=2", "eval.every_epochs=0"),
-    )
+    settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8"]
+    settings += [*MULTI, "train.workers=2", "eval.every_epochs=0"]
+    launcher = worker(tmp, None, "vision", "train", "--runs-dir", tmp / "runs", "--name", "r", *sets(*settings))
     wait_for_epoch(launcher, run, 2)
     os.kill(worker_pid(index=1), signal.SIGKILL)
     _, first = launcher.communicate(timeout=120)
@@ -144,6 +140,9 @@ def test_a_lost_worker_stops_the_others_in_one_line_and_resume_completes(tmp):
     # the failed launch's worker logs, which it named; the killed worker's private copy went with the resume
     left = ours(tmp)
     assert len(left) == 1 and left[0].startswith("dlapps-workers-") and left[0] in first, left
+    never_stopped = worker(tmp, None, "vision", "train", "--runs-dir", tmp / "other", "--name", "r", *sets(*settings))
+    assert never_stopped.wait(timeout=300) == 0
+    assert same_weights(run / "model.keras", tmp / "other" / "vision" / "r" / "model.keras")
 
 
 def worker_pid(index: int) -> int:

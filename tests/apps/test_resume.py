@@ -5,7 +5,15 @@ import signal
 
 import pytest
 
-from tests.helpers import FAST, dlapps, killed_then_resumed, optimizer_steps, start_cli, wait_for_epoch
+from tests.helpers import (
+    FAST,
+    dlapps,
+    killed_then_resumed,
+    optimizer_steps,
+    same_weights,
+    start_cli,
+    wait_for_epoch,
+)
 
 EPOCHS, STEPS = 120, 4  # long enough that the first run is still training when Ctrl-C comes
 
@@ -119,7 +127,8 @@ def test_sigterm_stops_as_ctrl_c_does_and_a_second_trainer_is_refused(tmp_path):
 
 def test_kill_9_at_random_moments_loses_nothing(tmp_path):
     """Five kills at random moments (some land while the resume state is written), each followed by --resume
-    (the dead process's lock is no obstacle); the run ends with every optimizer step done exactly once."""
+    (the dead process's lock is no obstacle); the run ends with every optimizer step done exactly once, and
+    with the weights of the same run never stopped (same data order, same random draws)."""
     import random
     import time
 
@@ -140,3 +149,20 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path):
     assert process.returncode == 0, err
     model = keras.models.load_model(run / "model.keras")
     assert int(model.optimizer.iterations.numpy()) == epochs * steps
+    never_stopped = tmp_path / "straight"
+    straight = start_cli(*long_run(never_stopped, epochs, steps), "--set", "eval.every_epochs=0")
+    assert straight.wait(timeout=300) == 0
+    assert same_weights(run / "model.keras", never_stopped / "vision" / "r" / "model.keras")
+
+
+def test_a_resumed_run_of_whole_epochs_ends_as_one_never_stopped(tmp_path):
+    """Without train.steps_per_epoch (one pass of the split an epoch, reshuffled each time), killed after its
+    second epoch and resumed, a run with augmentation and dropout ends with the weights of one never stopped."""
+    settings = ["train.epochs=4", "train.batch_size=64", "model.width=8", "model.dropout=0.2", "eval.every_epochs=0"]
+    args = [x for item in settings for x in ("--set", item)]
+    straight = start_cli("vision", "train", "--runs-dir", tmp_path, "--name", "straight", *args)
+    assert straight.wait(timeout=300) == 0
+    run = tmp_path / "vision" / "r"
+    resumed = killed_then_resumed(run, "vision", "train", "--runs-dir", tmp_path, "--name", "r", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert same_weights(run / "model.keras", tmp_path / "vision" / "straight" / "model.keras")
