@@ -289,23 +289,13 @@ def _reduce_per_replica(original):
 
 def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     """Keras builds the model from the first batch, "reduced" over replicas with ``strategy.reduce``; across
-    workers that reduction fails (and averaging inputs means nothing). One replica's batch has the shapes."""
-    import tensorflow as tf
-
+    workers that reduction fails (and averaging inputs means nothing). Building needs only the batch's shapes
+    and dtypes, which the dataset states: so no batch is drawn, and no iterator made and dropped (whose
+    read-ahead would move the seeded shuffle sequence on by an amount that depends on timing)."""
     if self._distribute_strategy is None:
         return
-    if iterator is not None:
-        for _, _, batches in iterator:
-            batch = next(batches)
-            data_batch = tf.nest.map_structure(
-                lambda x: (
-                    self.distribute_strategy.experimental_local_results(x)[0]
-                    if isinstance(x, tf.distribute.DistributedValues)
-                    else x
-                ),
-                batch,
-            )
-            break
+    if data_batch is None and iterator is not None:
+        data_batch = iterator.data_adapter.get_tf_dataset().element_spec
     with self.distribute_strategy.scope():
         self._symbolic_build(data_batch=data_batch)
 

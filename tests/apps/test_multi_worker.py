@@ -116,9 +116,9 @@ def ours(tmp: Path) -> list[str]:
 def test_a_lost_worker_stops_the_others_in_one_line_and_resume_completes(tmp):
     """train.workers=2: the launcher starts both; worker 1 killed mid-epoch stops the chief in one line, the run
     is interrupted, and --resume (the launcher again) completes it with every optimizer step done once."""
-    epochs, steps = 8, 4
+    epochs, steps = 8, 4  # of 256 digits: a pass over the split is 6 batches (the last of 15), so epochs cross passes
     run = tmp / "runs" / "vision" / "r"
-    settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=16", "model.width=8"]
+    settings = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.batch_size=256", "model.width=8"]
     settings += [*MULTI, "train.workers=2", "eval.every_epochs=0"]
     launcher = worker(tmp, None, "vision", "train", "--runs-dir", tmp / "runs", "--name", "r", *sets(*settings))
     wait_for_epoch(launcher, run, 2)

@@ -115,7 +115,8 @@ def test_sigterm_stops_as_ctrl_c_does_and_a_second_trainer_is_refused(tmp_path):
     from tests.helpers import assert_one_line_error
 
     run = tmp_path / "vision" / "r"
-    first = start_cli(*long_run(tmp_path, EPOCHS, STEPS), "--set", "eval.every_epochs=0")
+    # Long enough that it still trains when SIGTERM comes, however slow the refused second trainer is to start
+    first = start_cli(*long_run(tmp_path, 10 * EPOCHS, STEPS), "--set", "eval.every_epochs=0")
     wait_for_epoch(first, run, 1)
     assert_one_line_error(dlapps("vision", "train", "--resume", run), "is being trained by process", str(first.pid))
     first.terminate()  # SIGTERM: what kill, systemd and Slurm send
