@@ -237,78 +237,34 @@ def train_command(domain: str) -> click.Command:
             )
         # before any module that imports TensorFlow; its first operation waits for the settings (a cluster)
         pipeline = load_pipeline(domain, verbose, task or task_in_config(config_file), first_operation=False)
-        from pipelines.core import config as cfg
-        from pipelines.core import training
-        from pipelines.core.rundir import RunDir
-
         started = time.time()
         if resume_dir:
             if data or config_path or overrides or name:
                 raise UserError("--resume continues a run with its own config; drop --data/--config/--set/--name")
-            run = RunDir.open(resume_dir, domain)
-            status = run.info().get("status")
-            if status == "complete":
-                raise UserError(f"{run.root} already finished training; start a new run with --config {run.config}")
-            if status == "diverged":
-                raise UserError(
-                    f"{run.root} diverged ({run.info().get('diverged_at')}); resuming would repeat it: start a new "
-                    f"run with --config {run.config} and a lower train.learning_rate"
-                )
-            training.check_same_config(run)
-            config = cfg.load_yaml(run.config, pipeline.config_class)
+            run, config = resumable_run(pipeline, domain, resume_dir)
         else:
-            run = None
-            config = requested_config(pipeline, config_path, data, overrides)
+            run, config = None, requested_config(pipeline, config_path, data, overrides)
         if check:
             start_single_process(verbose)
             return check_only(pipeline, single_process(config), run)  # reads only: no lock taken
         worker = start_process(config.train, verbose)
         if worker is None and config.train.strategy == "multi_worker":  # train.workers processes, here
-            from apps.launcher import launch_local_workers
+            from apps.launcher import TrainRequest, launch_local_workers
+            from pipelines.core.rundir import RunDir
 
-            if run is None:
-                name = RunDir.free_path(runs_dir, domain, name).name  # one name for every worker
-            sys.exit(
-                launch_local_workers(
-                    domain, task, config.train, run, data, config_path, overrides, name, runs_dir, verbose
-                )
+            request = TrainRequest(
+                domain,
+                runs_dir,
+                name=run.root.name if run else RunDir.free_path(runs_dir, domain, name).name,
+                resume=run.root if run else None,
+                task=task,
+                data=data,
+                config_path=config_path,
+                overrides=tuple(overrides),
+                verbose=verbose,
             )
-        private = None if worker is None or worker.is_chief else cluster_private_dir()
-        try:
-            if run is not None:
-                if private is not None:  # the chief holds and writes the run; this worker trains a copy
-                    run = RunDir(copy_for_resume(run.root, private))
-                else:
-                    run.lock()  # until this process ends
-                if status == "training":  # and no process holds it (the lock is ours): its trainer stopped short
-                    click.echo(
-                        f"{run.root} was left 'training' by a process that ended before it could say so "
-                        "(killed, out of memory, or no disk space to write it); resuming",
-                        err=True,
-                    )
-                data_splits, model = training.prepare(pipeline, config)
-                training.check_same_data(run, data_splits)
-            else:
-                if private is None:
-                    RunDir.free_path(runs_dir, domain, name)  # a bad --name or --runs-dir: before loading data
-                data_splits, model = training.prepare(pipeline, config)
-                with writing_into(runs_dir):
-                    run = training.create_run(pipeline, config, private or runs_dir, name)
-                run.lock()  # until this process ends
-            click.echo(f"run directory: {run.root}", err=True)
-            metrics = train_in(pipeline, config, data_splits, model, run, domain, worker)
-            epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
-            if private is not None:
-                click.echo(f"{worker.name} trained {epochs} epochs; the chief wrote the run directory", err=True)
-                return
-            click.echo(
-                summary(
-                    domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage
-                )
-            )
-        finally:
-            if private is not None:
-                shutil.rmtree(private, ignore_errors=True)
+            sys.exit(launch_local_workers(request, config.train))
+        train_here(pipeline, config, run, worker, domain, runs_dir, name, started)
 
     return with_task_option(train, domain)
 
@@ -358,16 +314,73 @@ def start_process(train_config, verbose: bool):
     return worker
 
 
-def cluster_private_dir() -> Path:
+def resumable_run(pipeline, domain: str, resume_dir: Path):
+    """The run ``--resume`` continues, and its config; a run that cannot go on is said so."""
+    from pipelines.core import config as cfg
+    from pipelines.core import training
+    from pipelines.core.rundir import RunDir
+
+    run = RunDir.open(resume_dir, domain)
+    status = run.info().get("status")
+    if status == "complete":
+        raise UserError(f"{run.root} already finished training; start a new run with --config {run.config}")
+    if status == "diverged":
+        raise UserError(
+            f"{run.root} diverged ({run.info().get('diverged_at')}); resuming would repeat it: start a new "
+            f"run with --config {run.config} and a lower train.learning_rate"
+        )
+    training.check_same_config(run)
+    return run, cfg.load_yaml(run.config, pipeline.config_class)
+
+
+def train_here(pipeline, config, run, worker, domain: str, runs_dir, name, started: float) -> None:
+    """Train in this process: a new run, or ``run`` resumed. A worker other than the chief trains a private
+    copy, removed at its end (the chief writes the run)."""
     from pipelines.core import cluster
 
-    return cluster.private_runs_dir()
+    private = None if worker is None or worker.is_chief else cluster.private_runs_dir()
+    try:
+        data_splits, model, run = ready_run(pipeline, config, run, domain, private or runs_dir, name, private)
+        click.echo(f"run directory: {run.root}", err=True)
+        metrics = train_in(pipeline, config, data_splits, model, run, domain, worker)
+        epochs = run.info().get("epochs_done", config.train.epochs)  # fewer when early stopping ended it
+        if private is not None:
+            click.echo(f"{worker.name} trained {epochs} epochs; the chief wrote the run directory", err=True)
+            return
+        click.echo(
+            summary(domain, run.root, pipeline.headline(metrics), epochs, time.time() - started, pipeline.predict_usage)
+        )
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
 
 
-def copy_for_resume(root: Path, private: Path) -> Path:
-    from pipelines.core import cluster
+def ready_run(pipeline, config, run, domain: str, runs_dir, name, private):
+    """The data, the model and the run to train in: ``run`` locked (or copied into ``private``), else a new one."""
+    from pipelines.core import cluster, training
+    from pipelines.core.rundir import RunDir
 
-    return cluster.copy_for_resume(root, private)
+    if run is None:
+        if private is None:
+            RunDir.free_path(runs_dir, domain, name)  # a bad --name or --runs-dir: before loading data
+        data_splits, model = training.prepare(pipeline, config)
+        with writing_into(runs_dir):
+            run = training.create_run(pipeline, config, runs_dir, name)
+        run.lock()  # until this process ends
+        return data_splits, model, run
+    if private is not None:  # the chief holds and writes the run; this worker trains a copy
+        run = RunDir(cluster.copy_for_resume(run.root, private))
+    else:
+        run.lock()  # until this process ends
+    if run.info().get("status") == "training":  # and no process holds it (the lock is ours): its trainer stopped short
+        click.echo(
+            f"{run.root} was left 'training' by a process that ended before it could say so "
+            "(killed, out of memory, or no disk space to write it); resuming",
+            err=True,
+        )
+    data_splits, model = training.prepare(pipeline, config)
+    training.check_same_data(run, data_splits)
+    return data_splits, model, run
 
 
 def train_in(pipeline, config, data_splits, model, run, domain: str, worker) -> dict:
@@ -395,6 +408,9 @@ def train_in(pipeline, config, data_splits, model, run, domain: str, worker) -> 
             raise
         if run.info().get("status") == "training":
             run.write_info(status="interrupted", stopped_by="lost contact with another worker")
+        # TensorFlow's collective runtime, its peer gone, can fail to tear down at exit (a thread pool writing to a
+        # closed pipe): Python reports that as "Exception ignored ..." with a traceback, which tells a user nothing.
+        sys.unraisablehook = lambda unraisable: None
         raise UserError(
             f"{worker.name} lost contact with the other workers ({type(err).__name__}: one of them ended or "
             f"cannot be reached); start every worker again with: {resume}"

@@ -9,6 +9,7 @@ of their own), then stopped; Ctrl-C and SIGTERM reach every worker, which stop a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -19,32 +20,46 @@ from pathlib import Path
 
 import click
 
-from apps.lifeline import child_environment
+from apps.lifeline import child_environment, stop_children
 from pipelines.core import cluster
 
 GRACE_SECONDS = cluster.HEARTBEAT_SECONDS + 10  # for the others to notice a lost worker and say so
 STOP_SECONDS = 30  # after SIGTERM, before SIGKILL
 
 
-def launch_local_workers(domain, task, train_config, run, data, config_path, overrides, name, runs_dir, verbose):
-    """Run the workers to their end; the exit code to leave with."""
-    if train_config.batch_size < train_config.workers:
-        click.echo(
-            f"error: train.batch_size {train_config.batch_size} is the global batch and must be at least the "
-            f"{train_config.workers} workers it is shared among; raise it",
-            err=True,
-        )
-        return 2
-    if run is not None:
-        arguments = ["--resume", str(run.root)]
-        root = run.root
-    else:
-        arguments = [*(["--task", task] if task else []), *(["--data", data] if data else [])]
-        arguments += [*(["--config", str(config_path)] if config_path else [])]
-        arguments += [x for item in overrides for x in ("--set", item)]
-        arguments += ["--runs-dir", str(runs_dir), "--name", name]
-        root = Path(runs_dir) / domain / name
-    arguments += ["--verbose"] if verbose else []
+@dataclasses.dataclass(frozen=True)
+class TrainRequest:
+    """The ``train`` command as the user typed it, to be run again by each worker."""
+
+    domain: str
+    runs_dir: Path
+    name: str  # one run name for every worker (the chief writes it)
+    resume: Path | None = None
+    task: str | None = None
+    data: str | None = None
+    config_path: Path | None = None
+    overrides: tuple[str, ...] = ()
+    verbose: bool = False
+
+    @property
+    def root(self) -> Path:
+        return self.resume or Path(self.runs_dir) / self.domain / self.name
+
+    def arguments(self) -> list[str]:
+        """``dlapps DOMAIN train``'s arguments for a worker."""
+        if self.resume is not None:
+            arguments = ["--resume", str(self.resume)]
+        else:
+            arguments = [*(["--task", self.task] if self.task else []), *(["--data", self.data] if self.data else [])]
+            arguments += [*(["--config", str(self.config_path)] if self.config_path else [])]
+            arguments += [x for item in self.overrides for x in ("--set", item)]
+            arguments += ["--runs-dir", str(self.runs_dir), "--name", self.name]
+        return [*arguments, *(["--verbose"] if self.verbose else [])]
+
+
+def launch_local_workers(request: TrainRequest, train_config) -> int:
+    """Run ``train_config.workers`` workers to their end; the exit code to leave with."""
+    train_config.check_batch_shared_among(train_config.workers, "workers")
     logs = Path(tempfile.mkdtemp(prefix="dlapps-workers-"))
     ports = cluster.free_ports(train_config.workers)
     click.echo(
@@ -52,8 +67,9 @@ def launch_local_workers(domain, task, train_config, run, data, config_path, ove
         f"worker 0 is the chief, the others log to {logs}",
         err=True,
     )
-    workers = [start_worker(domain, arguments, ports, index, logs) for index in range(train_config.workers)]
-    code = wait_for(workers, logs, f"dlapps {domain} train --resume {root}")
+    arguments = request.arguments()
+    workers = [start_worker(request.domain, arguments, ports, index, logs) for index in range(train_config.workers)]
+    code = wait_for(workers, logs, f"dlapps {request.domain} train --resume {request.root}")
     if code in (0, 130, 143):  # ended well, or stopped by the user: the logs hold nothing to look into
         shutil.rmtree(logs, ignore_errors=True)
     return code
@@ -89,7 +105,7 @@ def wait_for(workers: list[subprocess.Popen], logs: Path, resume: str) -> int:
                 if failed[0] != 0:
                     click.echo(lost_worker_line(failed[0], workers[failed[0]], logs, resume), err=True)
             if failed_at is not None and time.monotonic() - failed_at > GRACE_SECONDS:
-                stop(workers)
+                stop_children(workers, STOP_SECONDS)
             time.sleep(0.2)
     finally:
         for sig, handler in previous.items():
@@ -107,17 +123,3 @@ def lost_worker_line(index: int, worker: subprocess.Popen, logs: Path, resume: s
     last = next((line for line in reversed(log.read_text(errors="replace").splitlines()) if line.strip()), "")
     said = f': "{last.strip()[:300]}"' if last and code > 0 else ""
     return f"error: worker {index} {how}{said} (its log: {log}); the others stop; continue with: {resume}"
-
-
-def stop(workers: list[subprocess.Popen]) -> None:
-    """SIGTERM to the workers still running (they keep their state, as on Ctrl-C), SIGKILL after a while."""
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    deadline = time.monotonic() + STOP_SECONDS
-    for worker in workers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.wait(max(0.1, deadline - time.monotonic()))
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()

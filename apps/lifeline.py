@@ -1,4 +1,5 @@
-"""A child process that ends with the process that started it: tune's workers and trials.
+"""A child process that ends with the process that started it (tune's workers and trials, train's workers),
+and stopping children.
 
 The kernel's parent-death signal (PR_SET_PDEATHSIG) is set by the child itself at start-up, not between fork
 and exec (``preexec_fn``): that makes Python fork where it would vfork, and a fork beside gRPC's threads (a
@@ -11,6 +12,8 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
+import time
 
 PARENT_VARIABLE = "DLAPPS_PARENT_PID"
 PR_SET_PDEATHSIG = 1
@@ -32,3 +35,18 @@ def follow_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(parent):  # it died before the line above took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stop_children(children: list[subprocess.Popen], seconds: float) -> None:
+    """SIGTERM to the children still running (each stops as on Ctrl-C, its state kept); SIGKILL to those
+    not ended ``seconds`` later."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + seconds
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(max(0.1, deadline - time.monotonic()))
+        if child.poll() is None:
+            child.kill()
+            child.wait()

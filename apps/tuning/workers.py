@@ -22,7 +22,7 @@ import sys
 import time
 from concurrent import futures
 
-from apps.lifeline import child_environment
+from apps.lifeline import child_environment, stop_children
 from apps.tuning.folder import TuneDir
 from apps.tuning.search import TrialRunner, last_error
 from pipelines.core.errors import UserError
@@ -53,7 +53,7 @@ def serve_workers(runner: TrialRunner) -> None:
         from apps.cli import ignore_further_stops
 
         ignore_further_stops()  # stopping the workers takes as long as their trials take to save
-        stop_workers(workers)  # those still running: after Ctrl-C, or when another stopped short
+        stop_children(workers, WORKER_STOP_SECONDS)  # those still running: after Ctrl-C, or when another stopped short
         server.stop(grace=None).wait()
         executor.shutdown(wait=True)  # no report may still be writing when the search writes its own
     if servicer.error is not None:
@@ -97,20 +97,6 @@ def start_worker(runner: TrialRunner, worker: int, port: int) -> subprocess.Pope
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the search's process, which stops the workers in order
         )
-
-
-def stop_workers(workers: list[subprocess.Popen]) -> None:
-    """SIGTERM to each worker (it stops its trial as ``train`` stops), then wait for all of them."""
-    for process in workers:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + WORKER_STOP_SECONDS
-    for process in workers:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def protos():

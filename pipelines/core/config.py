@@ -133,6 +133,14 @@ class TrainConfig:
     # A wall-clock budget for fit, counted from each start (0 = none): stops after the batch that crosses it.
     max_minutes: Annotated[float, Range(0, 10**7)] = 0.0
 
+    def check_batch_shared_among(self, count: int, what: str) -> None:
+        """``batch_size`` is the global batch: each of ``count`` replicas (or workers) must get an example of it."""
+        if self.batch_size < count:
+            raise UserError(
+                f"train.batch_size {self.batch_size} is the global batch and must be at least the {count} {what} "
+                "it is shared among; raise it"
+            )
+
 
 @dataclasses.dataclass
 class EvalConfig:

@@ -49,11 +49,7 @@ def check_replicas(strategy: tf.distribute.Strategy, train_config: TrainConfig) 
     """``train.batch_size`` is the global batch: each replica must get at least one example of it."""
     replicas = strategy.num_replicas_in_sync
     if replicas > 1:
-        if train_config.batch_size < replicas:
-            raise UserError(
-                f"train.batch_size {train_config.batch_size} is the global batch and must be at least the "
-                f"{replicas} replicas it is shared among; raise it"
-            )
+        train_config.check_batch_shared_among(replicas, "replicas")
         log.info(
             "%d replicas: global batch %d, %g per replica; learning rate %g (not scaled)",
             replicas,

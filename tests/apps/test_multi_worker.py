@@ -122,7 +122,7 @@ def test_a_lost_worker_stops_the_others_in_one_line_and_resume_completes(tmp):
     settings += [*MULTI, "train.workers=2", "eval.every_epochs=0"]
     launcher = worker(tmp, None, "vision", "train", "--runs-dir", tmp / "runs", "--name", "r", *sets(*settings))
     wait_for_epoch(launcher, run, 2)
-    os.kill(worker_pid(index=1), signal.SIGKILL)
+    os.kill(worker_pid(tmp, index=1), signal.SIGKILL)
     _, first = launcher.communicate(timeout=120)
     assert launcher.returncode == 2, first
     assert "error: worker 1 was killed by signal 9" in first and "Traceback" not in first
@@ -145,8 +145,9 @@ def test_a_lost_worker_stops_the_others_in_one_line_and_resume_completes(tmp):
     assert same_weights(run / "model.keras", tmp / "other" / "vision" / "r" / "model.keras")
 
 
-def worker_pid(index: int) -> int:
-    """The pid of the dlapps worker process whose TF_CONFIG gives it ``index``."""
+def worker_pid(tmp: Path, index: int) -> int:
+    """The pid of this test's dlapps worker (its temporary files under ``tmp``) whose TF_CONFIG gives it ``index``:
+    another test's workers may run beside it."""
     deadline = time.time() + 30
     while time.time() < deadline:
         for entry in Path("/proc").iterdir():
@@ -155,7 +156,8 @@ def worker_pid(index: int) -> int:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"apps.cli" in command and f'"index": {index}}}'.encode() in environment:
+            ours = f"TMPDIR={tmp / 'tmp'}\0".encode() in environment + b"\0"
+            if ours and b"apps.cli" in command and f'"index": {index}}}'.encode() in environment:
                 return int(entry.name)
         time.sleep(0.1)
     raise AssertionError(f"no worker {index}")

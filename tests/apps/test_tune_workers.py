@@ -63,7 +63,8 @@ def test_two_workers_train_trials_side_by_side_and_a_stopped_search_resumes_ever
         info = run_json(run)
         assert info["status"] == "complete" and info["epochs_done"] == EPOCHS
         log = (tune / "oracle" / f"trial_{i}" / "train.log").read_text()
-        assert epochs_finished(log) == EPOCHS and f"Epoch {EPOCHS}/{EPOCHS}" in log  # each epoch trained to its end once
+        # each epoch trained to its end once
+        assert epochs_finished(log) == EPOCHS and f"Epoch {EPOCHS}/{EPOCHS}" in log
         assert ("--resume" in log) == (i < 2)
     assert json.loads((tune / "tune.json").read_text())["status"] == "complete"
 

@@ -32,7 +32,7 @@ from pipelines.domains import DOMAINS, tasks
 
 TASKS = tasks()
 IDS = [f"{domain}-{task}" for domain, task in TASKS]
-READS = os.environ.get("DLAPPS_FUZZ_READS", "60")
+READS = os.environ.get("DLAPPS_FUZZ_READS", "40")
 SEED = int(os.environ.get("DLAPPS_FUZZ_SEED", "0"))
 TEXTS = ["", "é漢字🙂", "../../etc/passwd", "/dev/zero", "x" * 300, "{a: 1}", "--help", "null"]
 OTHER_TYPES = [None, True, [], {"a": 1}, [[1]], "1e999"]
