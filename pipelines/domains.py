@@ -30,8 +30,9 @@ DOMAINS = {
         "Image classification: digits, MNIST, image folders, tfds.", {"classify": "pipelines.vision.pipeline"}
     ),
     "speech": Domain(
-        "Spoken-word classification from WAV files: log-mel CNN, LSTM, Transformer, raw-waveform CNN.",
-        {"classify": "pipelines.speech.pipeline"},
+        "Spoken-word classification from WAV files: log-mel CNN, LSTM, Transformer, raw-waveform CNN; "
+        "transcription (--task transcribe): CTC models (conv + BiGRU, Transformer) from audio of any length to text.",
+        {"classify": "pipelines.speech.pipeline", "transcribe": "pipelines.speech.transcription"},
     ),
     "fraud": Domain(
         "Card-fraud detection on transaction tables: simulator or CSV, time-based split, MLP, logistic, "

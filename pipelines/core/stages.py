@@ -58,8 +58,12 @@ def batched(
     shuffle_buffer: int = 10_000,
     per_example: Callable | None = None,
     per_batch: Callable | None = None,
+    batch_by: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None,
 ) -> tf.data.Dataset:
     """decode/preprocess -> cache -> shuffle -> per_example -> batch -> per_batch -> prefetch.
+
+    ``batch_by`` batches instead of fixed-size batches of ``batch_size`` (examples of different lengths grouped
+    by length, so that padding stays small).
 
     ``per_example(*element, seed=...)`` is random work on each example after the cache (a
     random crop, added noise). It gets a stateless-RNG ``seed`` (int64 [2]) of its own: fresh
@@ -85,7 +89,7 @@ def batched(
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, seeds)).map(seeded, num_parallel_calls=AUTOTUNE, deterministic=True)
     # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
-    ds = ds.batch(batch_size, drop_remainder=False)
+    ds = batch_by(ds) if batch_by is not None else ds.batch(batch_size, drop_remainder=False)
     if per_batch is not None:
         ds = ds.map(per_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)

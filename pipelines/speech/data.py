@@ -162,9 +162,9 @@ def split_clips_for(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[
 @SOURCES.register("folder")
 def folder_source(config: Any) -> RawAudio:
     """WAV files: one subfolder per class, or one folder with labels in the names (data.label_pattern)."""
-    root = _existing_folder(config.path)
-    clips = _list_clips(root, config.label_pattern)
-    clips, rates, contents = _keep_readable(clips, config.on_bad_file, root)
+    root = existing_folder(config.path)
+    clips = list_clips(root, config.label_pattern)
+    clips, rates, contents, _ = keep_readable(clips, config.on_bad_file, root)
     class_names = sorted({c.label for c in clips}, key=_natural_key)
     if len(class_names) < 2:
         raise UserError(f"{root} has clips of only one class ('{class_names[0]}'); a classifier needs at least two")
@@ -173,7 +173,7 @@ def folder_source(config: Any) -> RawAudio:
     parts = split_clips_for(clips, labels, config)
 
     def load(path, label):
-        samples, rate = audio.decode_wav(tf.io.read_file(path))
+        samples, rate = audio.decode_wav_in_graph(tf.io.read_file(path))
         return audio.to_mono(samples), rate, label
 
     splits = {
@@ -231,7 +231,7 @@ def tfds_source(config: Any) -> RawAudio:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _existing_folder(path: str | None) -> Path:
+def existing_folder(path: str | None) -> Path:
     folder = Path(path).expanduser()
     if not folder.exists():
         raise UserError(f"data path not found: {folder}")
@@ -245,7 +245,7 @@ def _wavs(folder: Path, recursive: bool) -> list[Path]:
     return sorted(p for p in found if p.is_file() and p.suffix.lower() == ".wav" and not p.name.startswith("."))
 
 
-def _list_clips(root: Path, label_pattern: str) -> list[Clip]:
+def list_clips(root: Path, label_pattern: str) -> list[Clip]:
     """Labels from the file names when the folder itself holds WAVs, otherwise from subfolders."""
     top = _wavs(root, recursive=False)
     if top:
@@ -291,15 +291,18 @@ def _clip(path: Path, label: str, fields: dict) -> Clip:
     return Clip(os.fsencode(path), label, fields.get("speaker"), None if index is None else int(index))
 
 
-def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[list[Clip], list[int], list[str]]:
+def keep_readable(
+    clips: list[Clip], on_bad_file: str, root: Path
+) -> tuple[list[Clip], list[int], list[str], list[int]]:
     """Decode every file once (in parallel, in tf.data); report or drop the unreadable and the empty. Returns the
-    kept clips, their rates and the fingerprints of their bytes (the data fingerprint's part)."""
+    kept clips, their rates, the fingerprints of their bytes (the data fingerprint's part) and their lengths in
+    samples."""
     if len(clips) > 2000:
         log.info("checking %s clips in %s ...", f"{len(clips):,}", root)
 
     def probe(path):
         contents = tf.io.read_file(path)
-        samples, rate = audio.decode_wav(contents)
+        samples, rate = audio.decode_wav_in_graph(contents)
         return path, tf.shape(samples)[0], rate, tf.fingerprint(contents[None])[0]
 
     ds = tf.data.Dataset.from_tensor_slices([c.path for c in clips])
@@ -329,7 +332,8 @@ def _keep_readable(clips: list[Clip], on_bad_file: str, root: Path) -> tuple[lis
     keep = [c for c in clips if found.get(c.path, (0, 0))[0] > 0 and c.path not in refused]
     if not keep:
         raise UserError(f"no readable, non-empty WAV files under {root}")
-    return keep, [found[c.path][1] for c in keep], [found[c.path][2] for c in keep]
+    kept = [found[c.path] for c in keep]  # (samples, rate, fingerprint)
+    return keep, [rate for _, rate, _ in kept], [print_ for _, _, print_ in kept], [n for n, _, _ in kept]
 
 
 def _natural_key(name: str):
