@@ -178,11 +178,7 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
 
     def example_data(self, folder: Path) -> list[str]:
         """Three pitches as three "words", two "speakers", four takes each, in the FSDD file layout."""
-        rng = np.random.default_rng(0)
-        for label, pitch in (("low", 300.0), ("mid", 900.0), ("high", 2000.0)):
-            for speaker, shift in (("ann", 1.0), ("bob", 1.1)):
-                for take in range(4):
-                    write_tone(folder / f"{label}_{speaker}_{take}.wav", pitch * shift, 0.3 + 0.05 * take, rng)
+        write_tone_words(folder)
         return ["--data", str(folder)]
 
     def example_inputs(self, folder: Path) -> list[str]:
@@ -351,6 +347,16 @@ def write_tone(path: Path, pitch: float, seconds: float, rng, rate: int = 8000) 
     t = np.arange(int(rate * seconds)) / rate
     wave = 0.5 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(len(t))
     path.write_bytes(tf.audio.encode_wav(tf.constant(wave[:, None], tf.float32), rate).numpy())
+
+
+def write_tone_words(folder: Path, words=("low", "mid", "high"), takes: int = 4, step: float = 0.05) -> None:
+    """Three "words" as tones (300, 900 and 2,000 Hz; a second "speaker" 10% higher), ``takes`` of each, 0.3 s
+    and ``step`` longer each take, named in the FSDD layout (low_ann_0.wav)."""
+    rng = np.random.default_rng(0)
+    for label, pitch in zip(words, (300.0, 900.0, 2000.0)):
+        for speaker, shift in (("ann", 1.0), ("bob", 1.1)):
+            for take in range(takes):
+                write_tone(folder / f"{label}_{speaker}_{take}.wav", pitch * shift, 0.3 + step * take, rng)
 
 
 PIPELINE = SpeechPipeline()

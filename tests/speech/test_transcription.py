@@ -8,7 +8,7 @@ import tensorflow as tf
 from pipelines.core import config as cfg
 from pipelines.core.errors import UserError
 from pipelines.speech import ctc, utterances
-from pipelines.speech.pipeline import write_tone
+from pipelines.speech.pipeline import write_tone, write_tone_words
 from pipelines.speech.transcription import PIPELINE, TranscribeConfig, features_for, needed_steps
 
 RATE = 8000
@@ -16,11 +16,7 @@ RATE = 8000
 
 def tone_words(folder, takes: int = 4, words=("low", "mid", "high")) -> None:
     """Three "words" as tones, two "speakers", in FSDD's file layout."""
-    rng = np.random.default_rng(0)
-    for label, pitch in zip(words, (300.0, 900.0, 2000.0)):
-        for speaker, shift in (("ann", 1.0), ("bob", 1.1)):
-            for take in range(takes):
-                write_tone(folder / f"{label}_{speaker}_{take}.wav", pitch * shift, 0.3 + 0.02 * take, rng)
+    write_tone_words(folder, words, takes, step=0.02)
 
 
 def config_for(path, *settings) -> TranscribeConfig:
