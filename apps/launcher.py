@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -69,7 +70,7 @@ def launch_local_workers(request: TrainRequest, train_config) -> int:
     )
     arguments = request.arguments()
     workers = [start_worker(request.domain, arguments, ports, index, logs) for index in range(train_config.workers)]
-    code = wait_for(workers, logs, f"dlapps {request.domain} train --resume {request.root}")
+    code = wait_for(workers, logs, lambda: resume_hint(request))
     if code in (0, 130, 143):  # ended well, or stopped by the user: the logs hold nothing to look into
         shutil.rmtree(logs, ignore_errors=True)
     return code
@@ -85,7 +86,7 @@ def start_worker(domain: str, arguments: list[str], ports: list[int], index: int
         return subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_for(workers: list[subprocess.Popen], logs: Path, resume: str) -> int:
+def wait_for(workers: list[subprocess.Popen], logs: Path, resume: Callable[[], str]) -> int:
     """Every worker's end; the chief's exit code, or the first failure's where the chief ended well."""
     stopping = []
 
@@ -103,7 +104,7 @@ def wait_for(workers: list[subprocess.Popen], logs: Path, resume: str) -> int:
             if failed and failed_at is None:
                 failed_at = time.monotonic()
                 if failed[0] != 0:
-                    click.echo(lost_worker_line(failed[0], workers[failed[0]], logs, resume), err=True)
+                    click.echo(lost_worker_line(failed[0], workers[failed[0]], logs, resume()), err=True)
             if failed_at is not None and time.monotonic() - failed_at > GRACE_SECONDS:
                 stop_children(workers, STOP_SECONDS)
             time.sleep(0.2)
@@ -116,10 +117,17 @@ def wait_for(workers: list[subprocess.Popen], logs: Path, resume: str) -> int:
     return codes[0] or next((code for code in codes if code), 0)
 
 
+def resume_hint(request: TrainRequest) -> str:
+    """How to continue, where the chief had begun the run (a worker may fail before: bad settings, no data)."""
+    if (request.root / "run.json").exists():
+        return f"; continue with: dlapps {request.domain} train --resume {request.root}"
+    return ""
+
+
 def lost_worker_line(index: int, worker: subprocess.Popen, logs: Path, resume: str) -> str:
     code = worker.returncode
     how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
     log = logs / f"worker-{index}.log"
     last = next((line for line in reversed(log.read_text(errors="replace").splitlines()) if line.strip()), "")
     said = f': "{last.strip()[:300]}"' if last and code > 0 else ""
-    return f"error: worker {index} {how}{said} (its log: {log}); the others stop; continue with: {resume}"
+    return f"error: worker {index} {how}{said} (its log: {log}); the others stop{resume}"

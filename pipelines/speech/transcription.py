@@ -272,6 +272,12 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
             raise UserError(f"data.words {d.words}: the first (fewest words) must not exceed the second")
         if d.pause[0] > d.pause[1]:
             raise UserError(f"data.pause {d.pause}: the first (shortest pause) must not exceed the second")
+        if config.train.strategy == "multi_worker":
+            # Its batches grouped by length end a pass with partial batches that do not split evenly across
+            # workers (found with DLAPPS_MULTI_WORKER=all; issue 17 and 18).
+            raise UserError(
+                "transcription does not train on several workers yet; set train.strategy=default (or mirrored)"
+            )
         if config.train.monitor in ("val_wer", "val_cer") and config.eval.every_epochs != 1:
             raise UserError(
                 f"train.monitor={config.train.monitor} needs validation transcripts every epoch "

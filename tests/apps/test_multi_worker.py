@@ -91,6 +91,8 @@ def assert_one_process_evaluates_alike(domain: str, run: Path) -> None:
 )
 @pytest.mark.parametrize("domain, task", tasks(), ids=[f"{d}-{t}" for d, t in tasks()])
 def test_every_task_trains_on_two_local_workers(domain, task, tmp):
+    if (domain, task) == ("speech", "transcribe"):
+        pytest.skip("transcription refuses multi_worker for now: length-grouped batches do not split across workers")
     pipeline = pipeline_of(domain, task)
     (tmp / "data").mkdir()
     launcher = worker(
