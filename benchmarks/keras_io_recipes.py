@@ -94,3 +94,49 @@ def text_vectorizer(train_texts) -> layers.TextVectorization:
     vectorizer = layers.TextVectorization(max_tokens=TEXT_VOCAB, output_sequence_length=TEXT_MAXLEN)
     vectorizer.adapt(train_texts)
     return vectorizer
+
+
+# --- "Automatic Speech Recognition using CTC" ----------------------------------------------
+# https://keras.io/examples/audio/ctc_asr/ : features are the square root of the STFT magnitude
+# (frame 256, step 160, FFT 384 -> 193 bins), each frame standardised over its bins; a
+# DeepSpeech2-like network: two 2-D convolutions (32 filters, 11x41 strided 2x2, 11x21 strided
+# 1x2, batch norm, ReLU), five bidirectional GRUs of 512 units with dropout 0.5 between them,
+# a dense layer of 1,024 with dropout 0.5, and a character layer with CTC's blank; Adam 1e-4,
+# batch 32, greedy decoding. Here the network is the encoder of dlapps' own CTC `Transcriber`
+# (the same loss and decoders, with each utterance's true lengths where the recipe counts the
+# padding too), so what differs is the recipe's features, network and optimiser.
+CTC_ASR_FRAME, CTC_ASR_STEP, CTC_ASR_FFT = 256, 160, 384
+
+
+def ctc_asr_features(wave):
+    """One waveform [n] -> ``{"features": [frames, 193], "frames": int32}`` as the recipe computes them."""
+    import tensorflow as tf
+
+    spectrogram = tf.abs(tf.signal.stft(wave, CTC_ASR_FRAME, CTC_ASR_STEP, fft_length=CTC_ASR_FFT)) ** 0.5
+    means = tf.reduce_mean(spectrogram, axis=1, keepdims=True)
+    deviations = tf.math.reduce_std(spectrogram, axis=1, keepdims=True)
+    return {"features": (spectrogram - means) / (deviations + 1e-10), "frames": tf.shape(spectrogram)[0]}
+
+
+def ctc_asr(vocabulary: list[str], rnn_layers: int = 5, rnn_units: int = 512):
+    from pipelines.speech.ctc import Transcriber
+
+    bins = CTC_ASR_FFT // 2 + 1
+    inputs = {
+        "features": keras.Input((None, bins), name="features"),
+        "frames": keras.Input((), dtype="int32", name="frames"),
+    }
+    x = layers.Reshape((-1, bins, 1))(inputs["features"])
+    for filters, kernel, strides in ((32, (11, 41), (2, 2)), (32, (11, 21), (1, 2))):
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.Reshape((-1, x.shape[-2] * x.shape[-1]))(x)
+    for i in range(1, rnn_layers + 1):
+        x = layers.Bidirectional(layers.GRU(rnn_units, return_sequences=True), merge_mode="concat")(x)
+        if i < rnn_layers:
+            x = layers.Dropout(0.5)(x)
+    x = layers.Dropout(0.5)(layers.ReLU()(layers.Dense(rnn_units * 2)(x)))
+    logits = layers.Dense(len(vocabulary) + 1)(x)
+    model = Transcriber(keras.Model(inputs, logits, name="encoder"), vocabulary, stride=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    return model
