@@ -26,7 +26,7 @@ from pipelines.core.config import Dropout, Fraction, Length, OneOf, Range, Seed,
 from pipelines.core.errors import UserError
 from pipelines.core.files import read_bytes
 from pipelines.core.names import shown
-from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, one_line
+from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.core.tracking import TrackConfig
@@ -38,10 +38,11 @@ Seconds = Annotated[float, Range(0, 60)]
 
 @dataclasses.dataclass
 class TranscribeDataConfig:
-    # auto | strings | manifest | ljspeech  (auto: manifest for a .tsv/.csv file, ljspeech for a folder with a
-    # metadata.csv, strings for a folder of single-word clips)
+    # auto | strings | manifest | ljspeech | tfds  (auto: manifest for a .tsv/.csv file, ljspeech for a folder with
+    # a metadata.csv, strings for a folder of single-word clips; with no --data, tfds spoken_digit as strings)
     source: str = "auto"
-    path: str | None = None
+    path: str | None = None  # a file or folder, or a tfds dataset name
+    tfds_data_dir: str | None = None
     on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # skip: unreadable or empty WAVs
     # manifest, ljspeech: random splits
     test_fraction: Fraction = 0.1
@@ -90,8 +91,9 @@ class TranscribeConfig:
     model: TranscribeModelConfig = dataclasses.field(default_factory=TranscribeModelConfig)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(
-            # FSDD digit strings: 15 epochs took 903 s on 2 cores (WER 2.45%); 14 keep training under 15 minutes
-            epochs=14,
+            # FSDD digit strings on 2 cores: an epoch takes 60-65 s (14 took 907 s, test WER 1.80%); 12 keep the
+            # default run's training under 15 minutes (benchmarks/speech_transcribe.py)
+            epochs=12,
             batch_size=32,
             optimizer="adam",
             learning_rate=3e-3,
@@ -250,17 +252,13 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
     # --- data ------------------------------------------------------------------------------------
 
     def data_overrides(self, data_arg: str) -> list[str]:
-        path = Path(data_arg).expanduser()
-        return [f"data.path={path.resolve() if path.exists() else path}"]
+        return path_or_tfds_overrides(data_arg)
 
     def resolve_source(self, d: TranscribeDataConfig) -> str:
         if d.source != "auto":
             return d.source
         if not d.path:
-            raise UserError(
-                "transcription needs --data: a folder of single-word clips (FSDD's recordings), a manifest "
-                "(audio path<TAB>transcript) or an LJSpeech folder"
-            )
+            return "tfds"  # spoken_digit: FSDD's recordings, joined into strings
         path = Path(d.path)
         if path.suffix.lower() in (".tsv", ".csv", ".txt") or path.is_file():
             return "manifest"
@@ -272,12 +270,6 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
             raise UserError(f"data.words {d.words}: the first (fewest words) must not exceed the second")
         if d.pause[0] > d.pause[1]:
             raise UserError(f"data.pause {d.pause}: the first (shortest pause) must not exceed the second")
-        if config.train.strategy == "multi_worker":
-            # Its batches grouped by length end a pass with partial batches that do not split evenly across
-            # workers (found with DLAPPS_MULTI_WORKER=all; issue 17 and 18).
-            raise UserError(
-                "transcription does not train on several workers yet; set train.strategy=default (or mirrored)"
-            )
         if config.train.monitor in ("val_wer", "val_cer") and config.eval.every_epochs != 1:
             raise UserError(
                 f"train.monitor={config.train.monitor} needs validation transcripts every epoch "
