@@ -206,18 +206,12 @@ def tfds_source(config: Any) -> RawAudio:
     if not audio_keys or not label_keys:
         raise UserError(f"tfds dataset '{name}' is not audio classification (needs an Audio and a ClassLabel feature)")
     audio_key, label_key = audio_keys[0], ("label" if "label" in label_keys else label_keys[0])
-    feature = info.features[audio_key]
-    rate = int(feature.sample_rate)
-    # Integer PCM -> [-1, 1]; float audio is already there.
-    dtype = np.dtype(feature.np_dtype)
-    scale = 1.0 / 2 ** (np.iinfo(dtype).bits - 1) if np.issubdtype(dtype, np.integer) else 1.0
+    rate = int(info.features[audio_key].sample_rate)
+    to_wave = tfds_waveform(info.features[audio_key])
     wanted = split_slices(info, config.validation_fraction, config.test_fraction)
 
     def convert(example):
-        wave = tf.cast(example[audio_key], tf.float32) * scale
-        if wave.shape.rank == 2:  # [samples, channels]
-            wave = audio.to_mono(wave)
-        return wave, tf.constant(rate, tf.int64), tf.cast(example[label_key], tf.int64)
+        return to_wave(example[audio_key]), tf.constant(rate, tf.int64), tf.cast(example[label_key], tf.int64)
 
     splits, sizes = {}, {}
     for split, spec in wanted.items():
@@ -226,6 +220,21 @@ def tfds_source(config: Any) -> RawAudio:
         sizes[split] = int(ds.cardinality())
     examples = digest([info.full_name, wanted, sizes])  # a tfds version's examples are fixed: its name says them
     return RawAudio(splits, sizes, list(info.features[label_key].names), rate, f"tfds {name}", examples)
+
+
+def tfds_waveform(feature):
+    """A tfds Audio feature's samples -> a mono float32 waveform in [-1, 1] (integer PCM scaled by its width)."""
+    dtype = np.dtype(feature.np_dtype)
+    # tfds keeps audio decoded from WAV files in int64 unless a dataset says otherwise (spoken_digit): the values
+    # are the files' 16-bit samples
+    bits = 16 if dtype == np.int64 else np.iinfo(dtype).bits if np.issubdtype(dtype, np.integer) else None
+    scale = 1.0 / 2 ** (bits - 1) if bits else 1.0
+
+    def convert(samples):
+        wave = tf.cast(samples, tf.float32) * scale
+        return audio.to_mono(wave) if wave.shape.rank == 2 else wave  # [samples, channels]
+
+    return convert
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pipelines.core.fingerprint import digest
 from pipelines.core.names import shown
 from pipelines.core.registry import Registry
 from pipelines.core.stages import stratified_split
+from pipelines.core.tfds_splits import prepared_builder, split_slices
 from pipelines.speech import audio
 from pipelines.speech import data as speech_data
 from pipelines.speech.ctc import normalised_transcript
@@ -68,9 +69,14 @@ def strings_source(config: Any) -> Utterances:
     clips = speech_data.list_clips(root, config.label_pattern)
     clips, rates, contents, _ = speech_data.keep_readable(clips, config.on_bad_file, root)
     rate = config.sample_rate or Counter(rates).most_common(1)[0][0]
+    return strings_of_clips(clips, resampled_clips(clips, rate), rate, config, f"the clips in {shown(root)}", contents)
+
+
+def strings_of_clips(clips: list, waves: list[np.ndarray], rate: int, config: Any, where: str, contents) -> Utterances:
+    """Strings joined from single-word ``clips`` (their ``waves`` at ``rate``); ``contents`` identifies the clips'
+    audio for the data fingerprint."""
     labels = sorted({c.label for c in clips})
     parts = speech_data.split_clips_for(clips, np.array([labels.index(c.label) for c in clips]), config)
-    waves = resampled_clips(clips, rate)
     rng = np.random.default_rng(config.split_seed)
     counts = {split: max(1, round(config.strings * len(parts[split]) / len(parts["train"]))) for split in SPLITS}
     made = {split: draw_strings(clips, parts[split], counts[split], config, rate, rng) for split in SPLITS}
@@ -87,7 +93,7 @@ def strings_source(config: Any) -> Utterances:
         samples,
         names,
         rate,
-        f"strings of {config.words[0]}-{config.words[1]} words from the clips in {shown(root)}",
+        f"strings of {config.words[0]}-{config.words[1]} words from {where}",
         digest([contents, [c.label for c in clips], layout, rate]),
     )
 
@@ -146,6 +152,95 @@ def joined(clips: tf.RaggedTensor, strings: list) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((ids, pauses)).map(
         join, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+
+
+# --- tfds ----------------------------------------------------------------------------------------------
+
+
+@SOURCES.register("tfds")
+def tfds_source(config: Any) -> Utterances:
+    """A TensorFlow Datasets audio dataset by name (downloads on first use): with a Text feature, its utterances and
+    transcripts (librispeech); with a ClassLabel, single words joined into strings as from a folder (spoken_digit,
+    FSDD's recordings: the default with no --data)."""
+    import tensorflow_datasets as tfds
+
+    name = config.path or "spoken_digit"
+    builder = prepared_builder(name, config.tfds_data_dir)
+    features = builder.info.features
+    audio_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Audio)]
+    texts = [k for k, f in features.items() if isinstance(f, tfds.features.Text) and "filename" not in k]
+    labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+    if not audio_keys or not (texts or labels):
+        raise UserError(
+            f"tfds dataset '{name}' has no audio with a transcript (needs an Audio and a Text feature) or single "
+            "words to join (an Audio and a ClassLabel feature)"
+        )
+    rate = config.sample_rate or int(features[audio_keys[0]].sample_rate)
+    if texts:
+        return tfds_utterances(builder, name, audio_keys[0], texts[0], rate, config)
+    return tfds_strings(builder, name, audio_keys[0], "label" if "label" in labels else labels[0], rate, config)
+
+
+def tfds_utterances(builder, name: str, audio_key: str, text_key: str, rate: int, config: Any) -> Utterances:
+    """Utterances and their transcripts from the dataset's own splits (or slices of its training split)."""
+    info = builder.info
+    file_rate = int(info.features[audio_key].sample_rate)
+    to_wave = speech_data.tfds_waveform(info.features[audio_key])
+    wanted = split_slices(info, config.validation_fraction, config.test_fraction)
+    waves, transcripts, samples, names = {}, {}, {}, {}
+    for split, spec in wanted.items():
+        ds = builder.as_dataset(split=spec, shuffle_files=False)
+        transcripts[split], lengths = [], []
+        for number, (text, length) in enumerate(
+            ds.map(lambda e: (e[text_key], tf.shape(e[audio_key])[0])).as_numpy_iterator()
+        ):
+            transcripts[split].append(normalised_transcript(text.decode("utf-8")))
+            if not transcripts[split][-1]:
+                raise UserError(f"tfds {name} {spec}: example {number} has an empty transcript")
+            lengths.append(int(length))
+        if not transcripts[split]:
+            raise UserError(f"tfds {name}: the {split} split ({spec}) is empty")
+        # resample()'s own rounding: each utterance's length at the common rate
+        samples[split] = (np.array(lengths, np.int64) * rate + file_rate // 2) // file_rate
+        names[split] = [f"tfds {name} {spec} example {n}" for n in range(len(lengths))]
+        waves[split] = ds.map(
+            lambda e: audio.resample(to_wave(e[audio_key]), file_rate, rate),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    sizes = {split: len(transcripts[split]) for split in SPLITS}
+    return Utterances(
+        waves, transcripts, samples, names, rate, f"tfds {name}", digest([info.full_name, wanted, sizes, rate])
+    )
+
+
+def tfds_strings(builder, name: str, audio_key: str, label_key: str, rate: int, config: Any) -> Utterances:
+    """Every example of every split as a single-word clip; a text feature named like ``audio/filename`` gives each
+    its speaker and index by data.label_pattern (spoken_digit: 7_jackson_32.wav), else a ``speaker_id`` feature."""
+    info = builder.info
+    file_rate = int(info.features[audio_key].sample_rate)
+    to_wave = speech_data.tfds_waveform(info.features[audio_key])
+    filename = next((k for k in info.features if "filename" in k), None)
+    speaker = "speaker_id" if "speaker_id" in info.features else None
+    regex = speech_data.pattern_regex(config.label_pattern, need_label=False)
+    words = info.features[label_key].names
+
+    def clip(e):
+        found = {"wave": audio.resample(to_wave(e[audio_key]), file_rate, rate), "label": e[label_key]}
+        return {**found, "name": e[filename] if filename else "", "speaker": e[speaker] if speaker else -1}
+
+    clips, waves = [], []
+    for split in sorted(info.splits):
+        ds = builder.as_dataset(split=split, shuffle_files=False).map(clip, num_parallel_calls=tf.data.AUTOTUNE)
+        for number, example in enumerate(ds.as_numpy_iterator()):
+            stem = Path(example["name"].decode("utf-8")).stem
+            match = regex.fullmatch(stem) if filename else None
+            fields = match.groupdict() if match else {"speaker": str(example["speaker"]) if speaker else None}
+            index = None if fields.get("index") is None else int(fields["index"])
+            path = os.fsencode(example["name"].decode("utf-8") if filename else f"{split}[{number}]")
+            clips.append(speech_data.Clip(path, words[example["label"]], fields.get("speaker"), index))
+            waves.append(example["wave"])
+    return strings_of_clips(clips, waves, rate, config, f"tfds {name}", info.full_name)
 
 
 # --- files and their transcripts ------------------------------------------------------------------

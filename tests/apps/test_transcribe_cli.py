@@ -101,11 +101,6 @@ def test_a_manifest_trains_and_a_bad_row_is_one_line_with_no_run(tmp_path):
     assert not bad.exists()
 
 
-def test_without_data_the_line_says_what_to_give(tmp_path):
-    result = dlapps("speech", "train", "--task", "transcribe", "--runs-dir", tmp_path / "runs")
-    assert_one_line_error(result, "transcription needs --data")
-
-
 def test_predict_on_audio_shorter_than_a_frame_is_one_line(tone_run, tmp_path):
     run, _, _ = tone_run
     import tensorflow as tf
