@@ -139,20 +139,39 @@ class Transcriber(keras.Model):
 
     def call(self, inputs, training=False):
         """Per-step class scores (logits) [batch, steps, characters + 1]."""
-        return self.encoder({"features": inputs["features"], "frames": inputs["frames"]}, training=training)
+        features, frames = inputs["features"], inputs["frames"]
+
+        def scores():
+            return self.encoder({"features": features, "frames": frames}, training=training)
+
+        def none():
+            steps = steps_after(tf.shape(features)[1], self.stride)
+            return tf.zeros([0, steps, self.blank + 1], self.compute_dtype)
+
+        # A worker's share of a short last batch can be empty, and TensorFlow's convolution gives an empty batch its
+        # input's shape (tf.nn.conv2d of [0, 60, 60, 1] is [0, 60, 60, 1] whatever the filters), which the next
+        # convolution then refuses.
+        return tf.cond(tf.shape(features)[0] > 0, scores, none)
 
     def loss_of(self, inputs, transcripts, training: bool):
         logits = tf.cast(self(inputs, training=training), tf.float32)
         labels = self.label_ids(transcripts)
-        per_example = tf.nn.ctc_loss(
-            labels=labels.to_tensor(),
-            logits=logits,
-            label_length=tf.cast(labels.row_lengths(), tf.int32),
-            logit_length=self.steps(inputs["frames"]),
-            logits_time_major=False,
-            blank_index=self.blank,
-        )
-        return (tf.reduce_mean(per_example),)
+
+        def ctc_losses():
+            return tf.nn.ctc_loss(
+                labels=labels.to_tensor(),
+                logits=logits,
+                label_length=tf.cast(labels.row_lengths(), tf.int32),
+                logit_length=self.steps(inputs["frames"]),
+                logits_time_major=False,
+                blank_index=self.blank,
+            )
+
+        # Across workers a short last batch of a length group can leave a replica none to score (call()), and
+        # TensorFlow's CTC loss fails on an empty batch: such a replica's loss is 0, not NaN.
+        count = tf.shape(logits)[0]
+        per_example = tf.cond(count > 0, ctc_losses, lambda: tf.zeros([0]))
+        return (tf.math.divide_no_nan(tf.reduce_sum(per_example), tf.cast(count, tf.float32)),)
 
     def train_step(self, data):
         inputs, transcripts = data

@@ -126,3 +126,21 @@ def test_unknown_characters_are_left_out_of_the_labels():
     inputs = {"features": tf.keras.Input((None, 3)), "frames": tf.keras.Input((), dtype="int32")}
     model = ctc.Transcriber(tf.keras.Model(inputs, inputs["features"]), ["a", "b"], stride=1)
     assert model.label_ids(tf.constant(["abxa", "é"])).to_list() == [[0, 1, 0], []]
+
+
+@pytest.mark.parametrize("name", ["ds2", "transformer"])
+def test_an_empty_batch_scores_nothing_and_costs_nothing(name, tmp_path):
+    """Across workers a short last batch leaves one of them an empty share: TensorFlow's convolution would give it the
+    wrong shape and its CTC loss would fail; the model gives no scores and a loss of 0 (a NaN would spoil the sum)."""
+    config = config_for(tmp_path, "model.units=8", "model.width=4")
+    parts = ctc.Parts(list(" ab"), np.zeros(40, np.float32), np.ones(40, np.float32))
+    model = ctc.MODELS.get(name)(config.model, parts)
+    empty = {"features": tf.zeros([0, 50, 40]), "frames": tf.zeros([0], tf.int32)}
+    assert model(empty).shape == (0, 25, 4)
+    signature = [tf.TensorSpec([None, None, 40]), tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.string)]
+
+    @tf.function(input_signature=signature)  # as in training: the batch size is not known when the step is traced
+    def loss_of(features, frames, transcripts):
+        return model.loss_of({"features": features, "frames": frames}, transcripts, training=True)[0]
+
+    assert float(loss_of(empty["features"], empty["frames"], tf.constant([], tf.string))) == 0.0
