@@ -10,11 +10,14 @@ import tensorflow as tf
 def descend(optimizer, variables: Sequence[tf.Variable], compute: Callable[[], tuple], minimise: int = 0) -> tuple:
     """One step of ``optimizer`` on ``variables`` down the loss ``compute()[minimise]``; returns all of ``compute()``.
 
-    The loss is scaled inside the tape: under mixed precision the loss-scaling optimizer unscales the gradients
-    it is given, and a loss scaled outside the tape has no gradients at all.
+    The loss is this replica's mean. Under a strategy of N replicas the optimizer sums the replicas' gradients, so
+    the loss is divided by N (as Keras' own losses are) and the step follows the mean over the global batch. It is
+    scaled inside the tape: under mixed precision the loss-scaling optimizer unscales the gradients it is given, and
+    a loss scaled outside the tape has no gradients at all.
     """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
         outputs = compute()
-        scaled = optimizer.scale_loss(outputs[minimise])
+        scaled = optimizer.scale_loss(outputs[minimise] / replicas if replicas > 1 else outputs[minimise])
     optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
     return outputs

@@ -117,9 +117,17 @@ class GAN(keras.Model):
     def _conditioned(self, x, labels):
         return [x, labels] if self.conditional else x
 
+    def latent_noise(self, batch):
+        """[batch, latent_dim] standard normal draws of this replica's own. Every worker traces the same graph with
+        the same seeds, so a shared draw would give all workers the same noise: each folds its replica number
+        into the seed of a stateless draw."""
+        context = tf.distribute.get_replica_context()
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32) if context is not None else 0
+        seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32) + tf.stack([0, replica])
+        return tf.random.stateless_normal((batch, self.latent_dim), seed=seed)
+
     def losses_of(self, images, labels, training: bool):
-        batch = tf.shape(images)[0]
-        latent = tf.random.normal((batch, self.latent_dim))
+        latent = self.latent_noise(tf.shape(images)[0])
         fake = self.generator(self._conditioned(latent, labels), training=training)
         real_logits = self.discriminator(self._conditioned(images, labels), training=training)
         fake_logits = self.discriminator(self._conditioned(fake, labels), training=training)
