@@ -68,6 +68,16 @@ def downsampling_discriminator(config, shape: Shape, conditional: bool) -> keras
     return keras.Model(inputs, outputs, name="discriminator")
 
 
+def replica_normal(shape):
+    """Standard normal draws of this replica's own. Every worker traces the same graph with the same seeds, so a plain
+    draw would give every worker the same noise for its share of a batch: each folds its replica number into the
+    seed of a stateless draw."""
+    context = tf.distribute.get_replica_context()
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32) if context is not None else 0
+    seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32) + tf.stack([0, replica])
+    return tf.random.stateless_normal(shape, seed=seed)
+
+
 @keras.saving.register_keras_serializable(package="dlapps")
 class GAN(keras.Model):
     """Generator and discriminator trained in turn, each by its own optimizer (compile's ``optimizer`` is the
@@ -89,8 +99,6 @@ class GAN(keras.Model):
         self.class_loss_weight = class_loss_weight
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.class_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.built = True  # its two networks are built functional models
 
     def compile(self, optimizer, discriminator_optimizer, **kwargs):
@@ -118,13 +126,16 @@ class GAN(keras.Model):
         return [x, labels] if self.conditional else x
 
     def latent_noise(self, batch):
-        """[batch, latent_dim] standard normal draws of this replica's own. Every worker traces the same graph with
-        the same seeds, so a shared draw would give all workers the same noise: each folds its replica number
-        into the seed of a stateless draw."""
-        context = tf.distribute.get_replica_context()
-        replica = tf.cast(context.replica_id_in_sync_group, tf.int32) if context is not None else 0
-        seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32) + tf.stack([0, replica])
-        return tf.random.stateless_normal((batch, self.latent_dim), seed=seed)
+        return replica_normal((batch, self.latent_dim))
+
+    @staticmethod
+    def bce(targets, logits):
+        # This replica's mean, as descend() takes it (Keras' loss objects would also divide it by the replicas)
+        return tf.reduce_mean(keras.losses.binary_crossentropy(targets, logits, from_logits=True))
+
+    @staticmethod
+    def class_loss(labels, logits):
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
 
     def losses_of(self, images, labels, training: bool):
         latent = self.latent_noise(tf.shape(images)[0])
@@ -229,7 +240,7 @@ class VAE(keras.Model):
 
     def losses_of(self, images, training: bool):
         mean, log_variance = self.encoder(images, training=training)
-        latent = mean + tf.exp(0.5 * log_variance) * tf.random.normal(tf.shape(mean))
+        latent = mean + tf.exp(0.5 * log_variance) * replica_normal(tf.shape(mean))
         reconstruction = self.decoder(latent, training=training)
         targets, predicted = (images + 1) / 2, tf.clip_by_value((reconstruction + 1) / 2, 1e-6, 1 - 1e-6)
         pixels = -(targets * tf.math.log(predicted) + (1 - targets) * tf.math.log(1 - predicted))

@@ -249,27 +249,55 @@ print("trained")
 """
 
 
-GAN_NOISE = """
-import json, types
+NOISE = """
+import json
 import tensorflow as tf
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 import keras
-from pipelines.generative.models import GAN
+from pipelines.generative.models import replica_normal
 keras.utils.set_random_seed(0)
-draw = tf.function(lambda: strategy.run(GAN.latent_noise, args=(types.SimpleNamespace(latent_dim=3), 4)))
+draw = tf.function(lambda: strategy.run(replica_normal, args=([4, 3],)))
 print(json.dumps(strategy.experimental_local_results(draw())[0].numpy().tolist()))
 """
 
 
-def test_the_gans_workers_draw_latent_noise_of_their_own(tmp):
+def test_the_generative_models_workers_draw_noise_of_their_own(tmp):
     """Each worker traces the same graph with the same seeds: a plain draw would give every worker's share of the
-    batch the same noise."""
+    batch the same noise (the GAN's latent vectors, the VAE's reparameterisation)."""
     ports = cluster.free_ports(2)
-    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", GAN_NOISE) for index in (0, 1)]
+    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", NOISE) for index in (0, 1)]
     outputs = [process.communicate(timeout=120) for process in workers]
     assert [process.returncode for process in workers] == [0, 0], outputs
     first, second = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
     assert len(first) == 4 and first != second
+
+
+ONE_STEP = """
+import sys
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+import keras
+from pipelines.core.steps import descend
+with strategy.scope():
+    weight = keras.Variable(1.0)
+    optimizer = keras.optimizers.SGD(0.1)
+    optimizer.build([weight])
+share = tf.constant([[1.0, 2.0], [3.0, 4.0]][int(sys.argv[1])])  # this worker's half of the global batch 1, 2, 3, 4
+loss = lambda: (tf.reduce_mean((weight * share) ** 2),)
+tf.function(lambda: strategy.run(lambda: descend(optimizer, [weight], loss)))()
+print(float(weight.numpy()))
+"""
+
+
+def test_a_step_of_an_own_train_step_on_two_workers_is_the_step_of_one_process_on_their_batch(tmp):
+    """descend() on two workers, each with half the batch, moves the weight as one process does on the whole batch:
+    d/dw mean((w x)^2) = 2 w mean(x^2) = 15 at w = 1, so SGD at 0.1 gives -0.5 (-2.0 were the halves' gradients
+    summed without the division by the replicas)."""
+    ports = cluster.free_ports(2)
+    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", ONE_STEP, str(index)) for index in (0, 1)]
+    outputs = [process.communicate(timeout=120) for process in workers]
+    assert [process.returncode for process in workers] == [0, 0], outputs
+    assert [float(out.strip().splitlines()[-1]) for out, _ in outputs] == pytest.approx([-0.5, -0.5])
 
 
 @pytest.mark.parametrize("repaired", [False, True])
