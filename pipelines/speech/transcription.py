@@ -43,6 +43,7 @@ class TranscribeDataConfig:
     source: str = "auto"
     path: str | None = None  # a file or folder, or a tfds dataset name
     tfds_data_dir: str | None = None
+    tfds_transcript: str | None = None  # the tfds Text feature of the transcript (None: the dataset's target, "text")
     on_bad_file: Annotated[str, OneOf("error", "skip")] = "error"  # skip: unreadable or empty WAVs
     # manifest, ljspeech: random splits
     test_fraction: Fraction = 0.1

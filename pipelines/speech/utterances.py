@@ -1,6 +1,6 @@
 """Transcription data: utterances (audio of any length and its transcript) from a manifest, the LJSpeech
-layout, or strings of words joined from single-word clips (the offline default: connected digits from the
-Free Spoken Digit Dataset's recordings).
+layout, a tfds dataset, or strings of words joined from single-word clips (a folder, or a tfds dataset of
+words: with no --data, connected digits from tfds spoken_digit, the Free Spoken Digit Dataset's recordings).
 
 Every source gives, per split, the utterances' waveforms at one sample rate (``Utterances.waves``: a
 ``tf.data`` of float32 [n]) and their transcripts, normalised (:func:`pipelines.speech.ctc.normalised_transcript`).
@@ -55,7 +55,8 @@ class Utterances:
 
 
 def word_of(label: str) -> str:
-    return DIGIT_WORDS.get(label, label)
+    """A clip's label as the word a transcript holds, normalised as transcripts are ("_silence_" -> "silence")."""
+    return normalised_transcript(DIGIT_WORDS.get(label, label))
 
 
 # --- strings of words -------------------------------------------------------------------------------
@@ -76,6 +77,11 @@ def strings_of_clips(clips: list, waves: list[np.ndarray], rate: int, config: An
     """Strings joined from single-word ``clips`` (their ``waves`` at ``rate``); ``contents`` identifies the clips'
     audio for the data fingerprint."""
     labels = sorted({c.label for c in clips})
+    silent = [label for label in labels if not word_of(label)]
+    if silent:
+        raise UserError(
+            f"{where}: the labels {', '.join(map(repr, silent))} hold no word to transcribe; leave them out"
+        )
     parts = speech_data.split_clips_for(clips, np.array([labels.index(c.label) for c in clips]), config)
     rng = np.random.default_rng(config.split_seed)
     counts = {split: max(1, round(config.strings * len(parts[split]) / len(parts["train"]))) for split in SPLITS}
@@ -175,10 +181,34 @@ def tfds_source(config: Any) -> Utterances:
             f"tfds dataset '{name}' has no audio with a transcript (needs an Audio and a Text feature) or single "
             "words to join (an Audio and a ClassLabel feature)"
         )
+    if not features[audio_keys[0]].sample_rate:
+        raise UserError(f"tfds dataset '{name}' does not state its audio's sample rate, which the features need")
     rate = config.sample_rate or int(features[audio_keys[0]].sample_rate)
     if texts:
-        return tfds_utterances(builder, name, audio_keys[0], texts[0], rate, config)
+        text = transcript_feature(builder.info, texts, name, config.tfds_transcript)
+        return tfds_utterances(builder, name, audio_keys[0], text, rate, config)
     return tfds_strings(builder, name, audio_keys[0], "label" if "label" in labels else labels[0], rate, config)
+
+
+def transcript_feature(info, texts: list[str], name: str, chosen: str | None) -> str:
+    """The Text feature that holds the transcript: data.tfds_transcript, else the dataset's supervised target (LJSpeech:
+    text_normalized), else one named text, sentence or transcript, else the only one."""
+    if chosen:
+        if chosen not in texts:
+            raise UserError(
+                f"tfds dataset '{name}' has no Text feature '{chosen}'; its Text features: {', '.join(texts)}"
+            )
+        return chosen
+    target = (info.supervised_keys or (None, None))[-1]
+    if target in texts:
+        return target
+    named = [known for known in ("text", "sentence", "transcript", "transcription") if known in texts]
+    if named or len(texts) == 1:
+        return (named or texts)[0]
+    raise UserError(
+        f"tfds dataset '{name}' has the Text features {', '.join(texts)}; "
+        "name the transcript's with --set data.tfds_transcript=NAME"
+    )
 
 
 def tfds_utterances(builder, name: str, audio_key: str, text_key: str, rate: int, config: Any) -> Utterances:
@@ -190,6 +220,8 @@ def tfds_utterances(builder, name: str, audio_key: str, text_key: str, rate: int
     waves, transcripts, samples, names = {}, {}, {}, {}
     for split, spec in wanted.items():
         ds = builder.as_dataset(split=spec, shuffle_files=False)
+        if ds.element_spec[audio_key].dtype == tf.string:
+            raise UserError(f"tfds {name} keeps its audio encoded (lazy_decode); use a configuration that decodes it")
         transcripts[split], lengths = [], []
         for number, (text, length) in enumerate(
             ds.map(lambda e: (e[text_key], tf.shape(e[audio_key])[0])).as_numpy_iterator()
@@ -240,6 +272,12 @@ def tfds_strings(builder, name: str, audio_key: str, label_key: str, rate: int, 
             path = os.fsencode(example["name"].decode("utf-8") if filename else f"{split}[{number}]")
             clips.append(speech_data.Clip(path, words[example["label"]], fields.get("speaker"), index))
             waves.append(example["wave"])
+    kind, _ = speech_data.parse_split(config.split)
+    if kind != "random" and any(getattr(c, kind) is None for c in clips):
+        raise UserError(
+            f"data.split={config.split}: tfds {name} does not give every clip its {kind} (from a file-name feature"
+            f"{' or speaker_id' if kind == 'speaker' else ''}); set data.split=random"
+        )
     return strings_of_clips(clips, waves, rate, config, f"tfds {name}", info.full_name)
 
 

@@ -3,6 +3,7 @@ datasets built here in the layouts of spoken_digit (single words with file names
 librispeech (utterances with transcripts, splits named train_clean100, dev_clean, test_clean)."""
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -175,3 +176,53 @@ def test_train_and_evaluate_from_a_tfds_dataset(data_dir, tmp_path):
         "speech", "train", "--task", "transcribe", "--data", "tfds:no_such_speech_xyz", "--runs-dir", tmp_path
     )
     assert_one_line_error(missing, "no_such_speech", "not available")
+
+
+def test_the_transcript_is_the_datasets_target_or_a_text_feature_by_name():
+    choose = utterances.transcript_feature
+    ljspeech = types.SimpleNamespace(supervised_keys=("speech", "text_normalized"))
+    plain = types.SimpleNamespace(supervised_keys=None)
+    assert choose(ljspeech, ["text", "text_normalized"], "ljspeech", None) == "text_normalized"
+    assert choose(plain, ["client_id", "sentence"], "common_voice", None) == "sentence"  # not the user id
+    assert choose(plain, ["client_id", "sentence"], "common_voice", "client_id") == "client_id"
+    with pytest.raises(UserError, match="data.tfds_transcript"):
+        choose(plain, ["a", "b"], "x", None)
+    with pytest.raises(UserError, match="no Text feature 'words'; its Text features: a, b"):
+        choose(plain, ["a", "b"], "x", "words")
+
+
+def test_words_without_file_names_need_a_random_split(tmp_path):
+    class TinyUnnamedWords(TinySpokenWords):
+        def _info(self):
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {
+                        "audio": tfds.features.Audio(shape=(None,), dtype=np.int64, sample_rate=RATE),
+                        "label": tfds.features.ClassLabel(names=list(PITCH)),
+                    }
+                )
+            )
+
+        def _generate_examples(self):
+            for key, example in super()._generate_examples():
+                yield key, {"audio": example["audio"], "label": example["label"]}
+
+    d = config_for("data.source=tfds", "data.path=tiny_unnamed_words", f"data.tfds_data_dir={tmp_path}").data
+    with pytest.raises(UserError, match="does not give every clip its index.*data.split=random"):
+        utterances.SOURCES.get("tfds")(d)
+    d.split, d.strings = "random", 12
+    assert utterances.SOURCES.get("tfds")(d).sizes["train"] == 12
+
+
+def test_a_label_with_no_word_in_it_is_named(tmp_path):
+    from pipelines.speech.pipeline import write_tone
+
+    rng = np.random.default_rng(0)
+    for label in ("_yes_", "--"):
+        (tmp_path / label).mkdir()
+        for take in range(3):
+            write_tone(tmp_path / label / f"{take}.wav", 500.0, 0.3, rng)
+    d = config_for(f"data.path={tmp_path}", "data.split=random").data
+    with pytest.raises(UserError, match="the labels '--' hold no word"):
+        utterances.SOURCES.get("strings")(d)
+    assert utterances.word_of("_yes_") == "yes"
