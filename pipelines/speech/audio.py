@@ -146,7 +146,7 @@ def resample(wave: tf.Tensor, rate_in, rate_out: int) -> tf.Tensor:
     """
     rate_in = tf.cast(rate_in, tf.int64)
     n_in = tf.shape(wave, out_type=tf.int64)[0]
-    n_out = (n_in * rate_out + rate_in // 2) // rate_in
+    n_out = resampled_length(n_in, rate_in, rate_out)
 
     def convert():
         spectrum = tf.signal.rfft(wave)
@@ -158,6 +158,12 @@ def resample(wave: tf.Tensor, rate_in, rate_out: int) -> tf.Tensor:
     unchanged = tf.logical_or(tf.equal(rate_in, rate_out), tf.less(n_in, 2))
     too_short = tf.less(n_out, 2)  # nothing left to transform (an FFT of length 0 aborts the process)
     return tf.cond(unchanged, lambda: wave, lambda: tf.cond(too_short, lambda: tf.zeros([n_out], wave.dtype), convert))
+
+
+def resampled_length(samples, rate_in, rate_out):
+    """How many samples :func:`resample` makes of ``samples`` at ``rate_in`` (ints, arrays or tensors alike): the
+    nearest whole number at ``rate_out``, so a source knows each file's length before decoding it again."""
+    return (samples * rate_out + rate_in // 2) // rate_in
 
 
 def fit_length(wave: tf.Tensor, length: int, offset=None) -> tf.Tensor:
@@ -179,8 +185,8 @@ def fit_length(wave: tf.Tensor, length: int, offset=None) -> tf.Tensor:
 MIN_RATE, MAX_RATE = 1_000, 384_000  # Hz: telephone audio to studio recordings (data.sample_rate's range too)
 
 
-def wav_to_waveform(contents: tf.Tensor, rate: int, length: int) -> tf.Tensor:
-    """Whole WAV file -> float32 [length] mono at ``rate``: what serving's ``wav_bytes`` does per file.
+def wav_at_rate(contents: tf.Tensor, rate: int) -> tf.Tensor:
+    """Whole WAV file -> float32 [samples] mono at ``rate``, as long as the file is.
 
     A header stating a rate outside MIN_RATE..MAX_RATE is refused (InvalidArgumentError), as the data sources
     refuse it: resampling "1 Hz" to 16 kHz would make gigabytes of a small file.
@@ -192,7 +198,12 @@ def wav_to_waveform(contents: tf.Tensor, rate: int, length: int) -> tf.Tensor:
         tf.debugging.assert_less_equal(file_rate, tf.constant(MAX_RATE, file_rate.dtype), message=message),
     ]
     with tf.control_dependencies(checks):
-        return fit_length(resample(to_mono(samples), tf.identity(file_rate), rate), length)
+        return resample(to_mono(samples), tf.identity(file_rate), rate)
+
+
+def wav_to_waveform(contents: tf.Tensor, rate: int, length: int) -> tf.Tensor:
+    """Whole WAV file -> float32 [length] mono at ``rate``: what serving's ``wav_bytes`` does per file."""
+    return fit_length(wav_at_rate(contents, rate), length)
 
 
 # --- features -------------------------------------------------------------------------------

@@ -183,11 +183,12 @@ def check_lengths(found: utterances.Utterances, features: Features, stride: int)
     for split in utterances.SPLITS:
         steps = ctc.steps_after(features.frames(found.samples[split]), stride)
         for n, (text, have) in enumerate(zip(found.transcripts[split], steps)):
-            if have < needed_steps(list(text)):
+            needed = needed_steps(list(text))
+            if have < needed:
                 seconds = found.samples[split][n] / found.sample_rate
                 raise UserError(
                     f"{found.names[split][n]}: {seconds:.2f} s of audio is too short for its transcript "
-                    f"'{text}' ({len(text)} characters need at least {needed_steps(list(text))} steps, it gives "
+                    f"'{text}' ({len(text)} characters need at least {needed} steps, it gives "
                     f"{int(have)}); fix or drop it, or set a shorter data.hop_ms"
                 )
 
@@ -458,8 +459,7 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
         for path in paths:
             contents = tf.constant(read_bytes(path, "WAV file", "; give .wav files"))
             try:
-                samples, file_rate = audio.decode_wav(contents)
-                waves.append(audio.resample(audio.to_mono(samples), file_rate, rate).numpy())
+                waves.append(audio.wav_at_rate(contents, rate).numpy())
             except tf.errors.OpError as err:  # not a WAV, a rate no one records at
                 raise UserError(f"cannot read WAV file {shown(path)}: {err.message.splitlines()[0]}") from None
         return waves
@@ -492,12 +492,10 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
             return {"transcript": model.transcribe(features(audio_batch, lengths), beam)}
 
         def transcribe_wav(wav_bytes):
-            def decode(contents):
-                samples, file_rate = audio.decode_wav(contents)
-                return audio.resample(audio.to_mono(samples), file_rate, rate)
-
             waves = tf.map_fn(
-                decode, wav_bytes, fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0)
+                lambda contents: audio.wav_at_rate(contents, rate),
+                wav_bytes,
+                fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0),
             )
             return transcribe_audio(waves.to_tensor(), tf.cast(waves.row_lengths(), tf.int32))
 

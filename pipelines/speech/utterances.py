@@ -109,17 +109,19 @@ def string_name(number: int, ids, clips: list) -> str:
     return f"string {number} ({' + '.join(Path(os.fsdecode(clips[i].path)).name for i in ids)})"
 
 
-def resampled_clips(clips: list, rate: int) -> list[np.ndarray]:
-    """Every clip decoded, mono, at ``rate``."""
+def read_at(paths, rate: int) -> tf.data.Dataset:
+    """The WAV files at ``paths`` decoded, mono, at ``rate``, in order (the sources checked them readable)."""
 
     def load(path):
         samples, file_rate = audio.decode_wav_in_graph(tf.io.read_file(path))
         return audio.resample(audio.to_mono(samples), file_rate, rate)
 
-    ds = tf.data.Dataset.from_tensor_slices([c.path for c in clips]).map(
-        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    return list(ds.as_numpy_iterator())
+    return tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def resampled_clips(clips: list, rate: int) -> list[np.ndarray]:
+    """Every clip decoded, mono, at ``rate``."""
+    return list(read_at([c.path for c in clips], rate).as_numpy_iterator())
 
 
 def draw_strings(clips: list, indices: np.ndarray, count: int, config: Any, rate: int, rng) -> list:
@@ -232,8 +234,7 @@ def tfds_utterances(builder, name: str, audio_key: str, text_key: str, rate: int
             lengths.append(int(length))
         if not transcripts[split]:
             raise UserError(f"tfds {name}: the {split} split ({spec}) is empty")
-        # resample()'s own rounding: each utterance's length at the common rate
-        samples[split] = (np.array(lengths, np.int64) * rate + file_rate // 2) // file_rate
+        samples[split] = audio.resampled_length(np.array(lengths, np.int64), file_rate, rate)
         names[split] = [f"tfds {name} {spec} example {n}" for n in range(len(lengths))]
         waves[split] = ds.map(
             lambda e: audio.resample(to_wave(e[audio_key]), file_rate, rate),
@@ -344,20 +345,9 @@ def listed_files(rows: list, listing: Path, config: Any, name: str) -> Utterance
         if len(at[split]) == 0:
             raise UserError(f"{shown(listing)}: {len(clips)} files leave the {split} split empty; list more files")
     paths = np.array([c.path for c in clips])
-    # resample()'s own rounding: each file's length at the common rate, known before any is decoded again
-    samples = np.array([(n * rate + r // 2) // r for n, r in zip(lengths, rates)])
-
-    def load(path):
-        wave, file_rate = audio.decode_wav_in_graph(tf.io.read_file(path))
-        return audio.resample(audio.to_mono(wave), file_rate, rate)
-
+    samples = np.array([audio.resampled_length(n, r, rate) for n, r in zip(lengths, rates)])
     return Utterances(
-        {
-            s: tf.data.Dataset.from_tensor_slices(paths[at[s]]).map(
-                load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
-            for s in SPLITS
-        },
+        {s: read_at(paths[at[s]], rate) for s in SPLITS},
         {s: [clips[i].label for i in at[s]] for s in SPLITS},
         {s: samples[at[s]] for s in SPLITS},
         {s: [f"{shown(listing)} line {clips[i].index}" for i in at[s]] for s in SPLITS},

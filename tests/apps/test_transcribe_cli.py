@@ -101,11 +101,14 @@ def test_a_manifest_trains_and_a_bad_row_is_one_line_with_no_run(tmp_path):
     assert not bad.exists()
 
 
-def test_predict_on_audio_shorter_than_a_frame_is_one_line(tone_run, tmp_path):
+def test_predict_on_audio_shorter_than_a_frame_or_of_an_implausible_rate_is_one_line(tone_run, tmp_path):
     run, _, _ = tone_run
     import tensorflow as tf
 
     tiny = tmp_path / "tiny.wav"
     tiny.write_bytes(tf.audio.encode_wav(tf.zeros([40, 1]), 8000).numpy())
     assert_one_line_error(dlapps("speech", "predict", run, tiny), "tiny.wav", "shorter than one frame")
+    one_hertz = tmp_path / "one-hertz.wav"  # resampled as stated, 0.5 s would become gigabytes
+    one_hertz.write_bytes(tf.audio.encode_wav(tf.zeros([4000, 1]), 1).numpy())
+    assert_one_line_error(dlapps("speech", "predict", run, one_hertz), "one-hertz.wav", "outside 1,000..384,000 Hz")
     assert np.isfinite(json.loads((run / "metrics.json").read_text())["wer"])
