@@ -293,7 +293,7 @@ def build_ds2(config: Any, parts: Parts) -> Transcriber:
 
 @MODELS.register("transformer")
 def build_transformer(config: Any, parts: Parts) -> Transcriber:
-    """Convolutional front, then Transformer encoder blocks with learned positions over the strided frames."""
+    """Convolutional front, then sinusoidal positions and Transformer encoder blocks over the strided frames."""
     inputs = encoder_inputs(parts.bins)
     x, steps = conv_front(inputs, parts, config.width, config.dropout)
     x = SinePositions()(layers.Dense(config.units)(x))
