@@ -33,7 +33,7 @@ from pipelines.core.rundir import RunDir
 from pipelines.core.stages import batched
 from pipelines.core.tracking import TrackConfig
 from pipelines.forecast import backtest, plots, scaling, series
-from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss
+from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss, combined
 
 log = logging.getLogger(__name__)
 SOURCES = Registry("forecast data source")
@@ -303,8 +303,8 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         whitening = [layer for layer in model.layers if isinstance(layer, Whitening)]
         if whitening:
             contexts = self.training_contexts(data, config)
-            for layer in whitening:
-                layer.adapt(contexts)
+            for layer in whitening:  # each on the context steps it reads: a member's lookback is the last part
+                layer.adapt(contexts[:, -layer.mean.shape[0] :])
         return model
 
     def training_contexts(self, data: ForecastData, config: ForecastConfig, most: int = 20_000) -> np.ndarray:
@@ -326,7 +326,7 @@ class ForecastPipeline(Pipeline[ForecastConfig, ForecastData]):
         """(raw inputs, series index [batch]) -> quantiles [batch, horizon, q] in the original units."""
 
         def forecast(raw: dict, index):
-            quantiles = model(scaled.inputs(raw, index), training=False)
+            quantiles = combined(model(scaled.inputs(raw, index), training=False))
             return scaled.original_units(quantiles, raw["values"], index)
 
         return forecast

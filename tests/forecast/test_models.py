@@ -4,16 +4,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipelines.core.layers import Whitening
 from pipelines.forecast import backtest, scaling
-from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss
+from pipelines.forecast.models import MODELS, ForecastModelConfig, Layout, PinballLoss, combined, lookbacks
 
 
+@pytest.mark.parametrize("members", [1, 2])
 @pytest.mark.parametrize("covariates", [(0, 0), (2, 1)], ids=["values", "covariates"])
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_model_forecasts_each_step_and_quantile_and_trains_on_the_pinball_loss(name, covariates, tmp_path):
+def test_every_model_forecasts_each_step_and_quantile_and_trains_on_the_pinball_loss(
+    name, covariates, members, tmp_path
+):
     import keras
 
-    config = ForecastModelConfig(name=name, width=8, depth=2, heads=2)
+    config = ForecastModelConfig(name=name, width=8, depth=2, heads=2, members=members)
     layout = Layout(12, 4, *covariates)
     model = MODELS.get(name)(config, layout)
     model.compile(optimizer="adam", loss=PinballLoss(config.quantiles))
@@ -24,13 +28,31 @@ def test_every_model_forecasts_each_step_and_quantile_and_trains_on_the_pinball_
     if layout.past:
         x["past"] = rng.normal(size=(8, 12, layout.past)).astype("float32")
     model.fit(x, np.zeros((8, 4), "float32"), epochs=1, verbose=0)
-    assert model.predict(x, verbose=0).shape == (8, 4, 3)
+    assert model.predict(x, verbose=0).shape == ((8, 4, 3) if members == 1 else (8, members, 4, 3))
     if layout.known:  # the known values of the steps to forecast reach the forecast
         changed = {**x, "known": x["known"].copy()}
         changed["known"][:, -1] += 10
         assert not np.allclose(model.predict(changed, verbose=0), model.predict(x, verbose=0))
     model.save(tmp_path / "m.keras")  # registered layers and loss only: loads in safe mode
     keras.models.load_model(tmp_path / "m.keras")
+
+
+def test_members_read_the_last_part_of_the_context_and_learn_from_their_own_error():
+    assert lookbacks(672, 2) == [336, 672] and lookbacks(5, 3) == [2, 4, 5] and lookbacks(12, 1) == [12]
+    model = MODELS.get("linear")(ForecastModelConfig(members=2), Layout(12, 4, known=1))
+    rng = np.random.default_rng(0)
+    x = {"values": rng.normal(size=(3, 12)).astype("float32"), "known": rng.normal(size=(3, 16, 1)).astype("float32")}
+    early = {**x, "values": x["values"].copy(), "known": x["known"].copy()}
+    early["values"][:, :6] += 5
+    early["known"][:, :6] += 5
+    before, after = model.predict(x, verbose=0), model.predict(early, verbose=0)
+    np.testing.assert_array_equal(before[:, 0], after[:, 0])  # the first member reads the last 6 steps only
+    assert not np.allclose(before[:, 1], after[:, 1])
+    np.testing.assert_allclose(combined(before).numpy(), before.mean(axis=1), rtol=1e-6)
+    # the loss of all members is the mean of each member's own loss, not the loss of their mean forecast
+    loss, target = PinballLoss([0.1, 0.5, 0.9]), rng.normal(size=(3, 4)).astype("float32")
+    each = [float(loss(target, before[:, k])) for k in range(2)]
+    assert float(loss(target, before)) == pytest.approx(np.mean(each), rel=1e-5)
 
 
 def test_the_pinball_loss_is_the_mean_quantile_loss():
@@ -82,8 +104,6 @@ def test_metrics_against_hand_computed_values():
 def test_whitening_decorrelates_correlated_inputs_and_is_saved_with_the_model(tmp_path):
     import keras
 
-    from pipelines.core.layers import Whitening
-
     rng = np.random.default_rng(0)
     walk = np.cumsum(rng.normal(size=(2000, 16)), axis=1).astype("float32")  # neighbours correlate near 1
     layer = Whitening()
@@ -102,8 +122,6 @@ def test_whitening_decorrelates_correlated_inputs_and_is_saved_with_the_model(tm
 
 
 def test_whitening_leaves_the_identity_where_there_is_nothing_to_learn_from():
-    from pipelines.core.layers import Whitening
-
     for data in (np.ones((1, 3)), np.full((5, 3), 2.0)):
         layer = Whitening()
         layer.adapt(data)
@@ -127,9 +145,9 @@ def test_the_linear_default_reaches_the_least_squares_fit_of_a_correlated_autore
 
     def adam_error(whiten: bool) -> float:
         keras.utils.set_random_seed(0)
-        model = MODELS.get("linear")(ForecastModelConfig(quantiles=[0.5]), Layout(context, horizon))
+        model = MODELS.get("linear")(ForecastModelConfig(quantiles=[0.5], members=1), Layout(context, horizon))
         if whiten:
-            model.get_layer("whitening").adapt(x)
+            next(layer for layer in model.layers if isinstance(layer, Whitening)).adapt(x)
         model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
         model.fit({"values": x}, y[..., None], epochs=20, batch_size=64, verbose=0)
         return float(np.mean((model.predict({"values": x}, verbose=0)[..., 0] - y) ** 2))
@@ -141,8 +159,9 @@ def test_the_linear_default_reaches_the_least_squares_fit_of_a_correlated_autore
 def test_a_context_too_long_to_whiten_goes_in_as_it_is():
     from pipelines.forecast.models import WHITEN_AT_MOST
 
-    def layer_names(context: int) -> list[str]:
-        return [layer.name for layer in MODELS.get("linear")(ForecastModelConfig(), Layout(context, 2)).layers]
+    def whitened(context: int) -> bool:
+        model = MODELS.get("linear")(ForecastModelConfig(members=1), Layout(context, 2))
+        return any(isinstance(layer, Whitening) for layer in model.layers)
 
-    assert "whitening" in layer_names(WHITEN_AT_MOST)
-    assert "whitening" not in layer_names(WHITEN_AT_MOST + 1)
+    assert whitened(WHITEN_AT_MOST)
+    assert not whitened(WHITEN_AT_MOST + 1)
