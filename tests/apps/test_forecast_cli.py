@@ -132,8 +132,8 @@ BAD = {
     "an infinite value": ([(3, "inf")], [], ["line 5: target 'value' is infinite"]),
     "a short series": (
         [],
-        ["--set", "data.context=300"],
-        ["400 steps long; it must be at least 427: context 300 + horizon 7"],
+        ["--set", "data.context=340"],
+        ["400 steps long; it must be at least 441: context 340 + horizon 7"],
     ),
     "a zero horizon": ([], ["--set", "data.horizon=0"], ["'data.horizon' must be >= 1"]),
     "log of negative values": ([(0, "-1")], ["--set", "data.transform=log"], ["needs positive values"]),
