@@ -58,11 +58,11 @@ def batched(
     shuffle_buffer: int = 10_000,
     per_example: Callable | None = None,
     per_batch: Callable | None = None,
-    batch_by: Callable[[tf.data.Dataset], tf.data.Dataset] | None = None,
+    batch_by: Callable[[tf.data.Dataset, int], tf.data.Dataset] | None = None,
 ) -> tf.data.Dataset:
     """decode/preprocess -> cache -> shuffle -> per_example -> batch -> per_batch -> prefetch.
 
-    ``batch_by`` batches instead of fixed-size batches of ``batch_size`` (examples of different lengths grouped
+    ``batch_by(ds, batch_size)`` batches instead of fixed-size batches (examples of different lengths grouped
     by length, so that padding stays small).
 
     ``per_example(*element, seed=...)`` is random work on each example after the cache (a
@@ -71,7 +71,39 @@ def batched(
     thread of the parallel map runs it. (Stateful ``tf.random`` ops in a map would replay the
     same draws every epoch under a global seed.) ``per_batch`` is cheap deterministic
     vectorised work, such as casting compact cached uint8 images to float.
+
+    The dataset returned has a ``worker_share(worker, workers)``: the same pipeline over one worker's share of
+    the examples, taken before anything is preprocessed or cached, in batches of that worker's share of
+    ``batch_size`` (training on several workers reads it: :func:`pipelines.core.training.training_stream`).
     """
+
+    def build(worker: int, workers: int) -> tf.data.Dataset:
+        examples, size = ds, batch_size
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        if workers > 1:
+            examples, size = ds.shard(workers, worker), share_of(batch_size, worker, workers)
+            draws = draws.shard(workers, worker)  # the seeded sequence's draws dealt out, none drawn twice
+        return _stages(
+            examples, size, draws, training, seed, preprocess, cache, shuffle_buffer, per_example, per_batch, batch_by
+        )
+
+    batches = build(0, 1)
+    batches.worker_share = build
+    return batches
+
+
+def share_of(total: int, worker: int, workers: int) -> int:
+    """Worker ``worker``'s part of ``total`` split as evenly as whole numbers allow (the first ones get one more).
+
+    >>> [share_of(10, w, 3) for w in range(3)]
+    [4, 3, 3]
+    """
+    return total // workers + (worker < total % workers)
+
+
+def _stages(
+    ds, batch_size, draws, training, seed, preprocess, cache, shuffle_buffer, per_example, per_batch, batch_by
+) -> tf.data.Dataset:
     if preprocess is not None:
         # Deterministic parallel map: the same seed gives the same batches in the same order.
         ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -86,10 +118,9 @@ def batched(
             parts = element if isinstance(element, tuple) else (element,)
             return per_example(*parts, seed=tf.stack([draw, tf.constant(seed, tf.int64)]))
 
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(seeded, num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = tf.data.Dataset.zip((ds, draws)).map(seeded, num_parallel_calls=AUTOTUNE, deterministic=True)
     # Keep the last partial batch: evaluation must see every example, and it is harmless in training.
-    ds = batch_by(ds) if batch_by is not None else ds.batch(batch_size, drop_remainder=False)
+    ds = batch_by(ds, batch_size) if batch_by is not None else ds.batch(batch_size, drop_remainder=False)
     if per_batch is not None:
         ds = ds.map(per_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)

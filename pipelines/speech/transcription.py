@@ -193,10 +193,10 @@ def check_lengths(found: utterances.Utterances, features: Features, stride: int)
                 )
 
 
-def by_length(boundaries: list[int], batch_size: int, bins: int):
+def by_length(boundaries: list[int], bins: int):
     """Batches of utterances of similar length (``boundaries`` in frames), each padded to its longest."""
 
-    def batch(ds: tf.data.Dataset) -> tf.data.Dataset:
+    def batch(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
         return ds.bucket_by_sequence_length(
             lambda inputs, transcript: inputs["frames"],
             bucket_boundaries=boundaries,
@@ -295,7 +295,7 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
             # to pass: an epoch is set to this many batches instead (the learning-rate schedule counts on it).
             config.train.steps_per_epoch = math.ceil(found.sizes["train"] / config.train.batch_size)
         frames = features.frames(found.samples["train"])
-        batch = by_length(length_boundaries(frames), config.train.batch_size, d.mel_bins)
+        batch = by_length(length_boundaries(frames), d.mel_bins)
 
         def example(wave, index, transcript):
             return {**features.one(wave), "index": index}, transcript

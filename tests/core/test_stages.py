@@ -53,3 +53,33 @@ def test_per_example_randomness_is_fresh_each_epoch_and_repeatable():
     assert not np.allclose(first, second)  # a new epoch, new draws
     np.testing.assert_array_equal(draws(3)[0], first)  # the same seed, the same draws
     assert not np.allclose(draws(4)[0], first)
+
+
+def test_a_worker_share_preprocesses_only_its_own_examples_in_its_part_of_the_batch():
+    decoded = []
+
+    def decode(i):  # records what it decodes: a worker's share is taken before anything is decoded
+        return tf.py_function(lambda x: decoded.append(int(x)) or x, [i], tf.int64)
+
+    def share(worker: int) -> list[list[int]]:
+        ds = batched(tf.data.Dataset.range(10), batch_size=5, training=False, seed=0, preprocess=decode)
+        return [b.numpy().tolist() for b in ds.worker_share(worker, 2)]
+
+    assert share(0) == [[0, 2, 4], [6, 8]] and sorted(decoded) == [0, 2, 4, 6, 8]  # 3 of the global batch of 5
+    decoded.clear()
+    assert share(1) == [[1, 3], [5, 7], [9]] and sorted(decoded) == [1, 3, 5, 7, 9]  # 2 of it
+    whole = batched(tf.data.Dataset.range(10), batch_size=5, training=False, seed=0)
+    assert [b.numpy().tolist() for b in whole] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # one process: unchanged
+
+
+def test_workers_draw_different_random_numbers_for_their_examples():
+    ds = batched(
+        tf.data.Dataset.range(4),
+        batch_size=4,
+        training=False,
+        seed=0,
+        per_example=lambda x, seed: seed[0],
+    )
+    first, second = (next(iter(ds.worker_share(w, 2))).numpy().tolist() for w in (0, 1))
+    whole = next(iter(ds)).numpy().tolist()
+    assert sorted(first + second) == sorted(whole)  # the seeded sequence's draws, dealt out
