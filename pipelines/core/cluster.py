@@ -1,7 +1,8 @@
 """Training across processes and machines: ``train.strategy=multi_worker``, TensorFlow's
 MultiWorkerMirroredStrategy as TF_CONFIG describes the cluster.
 
-Every worker runs the same command, whole: the same data, the same callbacks, the same evaluation, so each
+Every worker runs the same command, whole: the same data (of the training split, each reads its own share:
+:func:`pipelines.core.training.worker_streams`), the same callbacks, the same evaluation, so each
 collective operation (an all-reduce of gradients, of validation metrics) is met by every worker in the same
 order, and no worker waits for one that skipped it. Only where they write differs: the chief writes the run
 directory, the other workers a private copy that is removed when they end (:func:`private_runs_dir`).
@@ -295,15 +296,32 @@ def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     if self._distribute_strategy is None:
         return
     if data_batch is None and iterator is not None:
-        data_batch = iterator.data_adapter.get_tf_dataset().element_spec
+        data_batch = _one_replica(iterator.data_adapter.get_tf_dataset().element_spec)
     with self.distribute_strategy.scope():
         self._symbolic_build(data_batch=data_batch)
+
+
+def _one_replica(spec):
+    """A distributed dataset's element spec as one replica's (each worker's own dataset states PerReplicaSpecs)."""
+    import tensorflow as tf
+    from tensorflow.python.distribute import values
+
+    def one(found):
+        return found._value_specs[0] if isinstance(found, values.PerReplicaSpec) else found
+
+    return tf.nest.map_structure(one, spec, expand_composites=False)
 
 
 def is_multi_worker(strategy) -> bool:
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def input_workers(strategy) -> int:
+    """The tasks that read input: the chief (where the cluster names one) and the workers."""
+    jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(jobs.get(job, ())) for job in ("chief", "worker"))
 
 
 def sync_callback(strategy):

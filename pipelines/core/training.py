@@ -180,7 +180,7 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
     else:
         run.write_info(status="training", input_shape=list(data.input_shape), data=data.describe(), **data.identity())
         batches, steps = training_stream(
-            data.train, config.train, shared_callbacks.ResumeState(run.backup).latest_epoch()
+            data, config.train, shared_callbacks.ResumeState(run.backup).latest_epoch(), model.distribute_strategy
         )
         model.fit(
             batches,
@@ -210,18 +210,49 @@ def _fit_and_evaluate(pipeline, config, data, model, run, callbacks, started) ->
     return metrics
 
 
-def training_stream(train: tf.data.Dataset, train_config: TrainConfig, done_epochs: int):
+def training_stream(data: Data, train_config: TrainConfig, done_epochs: int, strategy=None):
     """(batches, steps per epoch) of training from epoch ``done_epochs`` on, as a run never stopped sees them.
 
     One stream across epochs, each pass over the split reshuffled (a pass of ``repeat`` draws the next shuffle
     order and random seeds of the seeded sequence, as a new iterator would): a resumed run skips the batches of
     the epochs done, so it gets the data order of the epochs it continues, not epoch 1's again. A split of
-    unknown length is iterated anew each epoch, and a resumed run's order starts over.
+    unknown length is iterated anew each epoch, and a resumed run's order starts over. On several workers each
+    reads its own share of the split (:func:`worker_streams`).
     """
-    steps = train_config.steps_per_epoch or known_length(train)
+    if worker_shares(data, strategy):
+        return worker_streams(data, train_config, done_epochs, strategy)
+    steps = train_config.steps_per_epoch or known_length(data.train)
     if steps is None:
-        return train, None
-    return train.repeat().skip(done_epochs * steps), steps
+        return data.train, None
+    return data.train.repeat().skip(done_epochs * steps), steps
+
+
+def worker_shares(data: Data, strategy) -> bool:
+    """Whether each worker reads a share of the training split of its own: on several workers with one replica
+    each, where the split comes from :func:`stages.batched` and Keras weighs no classes (it would weigh them
+    in a dataset that a worker's share, already distributed, no longer is). Otherwise every worker runs the
+    whole input pipeline and keeps its part of each batch (tf.data's sharding by data)."""
+    return (
+        cluster.is_multi_worker(strategy)
+        and strategy.num_replicas_in_sync == cluster.input_workers(strategy)
+        and hasattr(data.train, "worker_share")
+        and data.fit_args().get("class_weight") is None
+    )
+
+
+def worker_streams(data: Data, train_config: TrainConfig, done_epochs: int, strategy):
+    """Each worker's own stream: its share of the training examples, taken before they are decoded, cached or
+    augmented, in batches of its share of the global batch. Every worker takes the steps one process takes on
+    the whole split, so all meet at each all-reduce; a share one example shorter than another starts its next
+    pass a step earlier. A resumed worker skips the batches it had taken."""
+    steps = steps_per_epoch(data, train_config)
+
+    def stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        share = data.train.worker_share(context.input_pipeline_id, context.num_input_pipelines)
+        return share.repeat().skip(done_epochs * steps)
+
+    log.info("each worker reads its share of the %s training examples", f"{data.sizes['train']:,}")
+    return strategy.distribute_datasets_from_function(stream), steps
 
 
 def known_length(dataset: tf.data.Dataset) -> int | None:

@@ -312,3 +312,38 @@ def test_keras_needs_the_repair_to_fit_on_two_workers(repaired, tmp):
         assert all("trained" in out for out, _ in outputs), outputs
     else:
         assert all("Attempt to convert a value (PerReplica" in err for _, err in outputs), outputs
+
+
+SHARES = """
+import json
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+from pipelines.core.config import TrainConfig
+from pipelines.core.pipeline import Data
+from pipelines.core.stages import batched
+from pipelines.core.training import training_stream
+train = batched(tf.data.Dataset.range(12), batch_size=4, training=True, seed=0)
+data = Data(train, train, train, (), {"train": 12, "validation": 12, "test": 12}, "range", "")
+def batches(done_epochs, steps):
+    stream, per_epoch = training_stream(data, TrainConfig(batch_size=4), done_epochs, strategy)
+    found = iter(stream)
+    return per_epoch, [strategy.experimental_local_results(next(found))[0].numpy().tolist() for _ in range(steps)]
+per_epoch, two_epochs = batches(0, 6)
+print(json.dumps({"steps": per_epoch, "two_epochs": two_epochs, "resumed": batches(1, 3)[1]}))
+"""
+
+
+def test_each_worker_reads_its_own_share_of_the_training_split_and_resumes_where_it_was(tmp):
+    """Two workers, a split of 12 examples, a global batch of 4: each worker takes 2 of each batch from its own 6
+    examples, every example once an epoch, in 3 steps (as one process takes); a stream resumed after epoch 1
+    continues with the batches the uninterrupted stream gave in epoch 2."""
+    ports = cluster.free_ports(2)
+    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", SHARES) for index in (0, 1)]
+    outputs = [process.communicate(timeout=120) for process in workers]
+    assert [process.returncode for process in workers] == [0, 0], outputs
+    found = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    for worker, share in zip(found, (list(range(0, 12, 2)), list(range(1, 12, 2)))):
+        assert worker["steps"] == 3 and all(len(batch) == 2 for batch in worker["two_epochs"])
+        first, second = worker["two_epochs"][:3], worker["two_epochs"][3:]
+        assert sorted(sum(first, [])) == share and sorted(sum(second, [])) == share and first != second
+        assert worker["resumed"] == second
