@@ -81,7 +81,7 @@ def batched(
         examples, size = ds, batch_size
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         if workers > 1:
-            examples, size = ds.shard(workers, worker), share_of(batch_size, worker, workers)
+            examples, size = share_of_examples(ds, worker, workers), share_of(batch_size, worker, workers)
             draws = draws.shard(workers, worker)  # the seeded sequence's draws dealt out, none drawn twice
         return _stages(
             examples, size, draws, training, seed, preprocess, cache, shuffle_buffer, per_example, per_batch, batch_by
@@ -90,6 +90,34 @@ def batched(
     batches = build(0, 1)
     batches.worker_share = build
     return batches
+
+
+def listed(entries: tf.data.Dataset, read: Callable) -> tf.data.Dataset:
+    """``entries.map(read)`` (files read from their paths, examples made from their recipes) that remembers its
+    list: a worker's share is then dealt out from the list, so that each worker reads only its own files."""
+    examples = entries.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+    examples.listing = (entries, read)
+    return examples
+
+
+def zip_listed(first: tf.data.Dataset, *others: tf.data.Dataset) -> tf.data.Dataset:
+    """``tf.data.Dataset.zip(first, *others)``, still :func:`listed` where ``first`` is."""
+    if not hasattr(first, "listing"):
+        return tf.data.Dataset.zip(first, *others)
+    entries, read = first.listing
+
+    def read_first(entry, *rest):
+        return (read(*entry) if isinstance(entry, tuple) else read(entry), *rest)
+
+    return listed(tf.data.Dataset.zip(entries, *others), read_first)
+
+
+def share_of_examples(ds: tf.data.Dataset, worker: int, workers: int) -> tf.data.Dataset:
+    """Every ``workers``-th example from ``worker`` on; from the list, before reading, where ``ds`` is listed."""
+    if hasattr(ds, "listing"):
+        entries, read = ds.listing
+        return entries.shard(workers, worker).map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.shard(workers, worker)
 
 
 def share_of(total: int, worker: int, workers: int) -> int:

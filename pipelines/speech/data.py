@@ -22,7 +22,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.fingerprint import digest, folder_examples
 from pipelines.core.names import shown
 from pipelines.core.registry import Registry
-from pipelines.core.stages import stratified_split
+from pipelines.core.stages import listed, stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
 from pipelines.speech import audio
 
@@ -177,10 +177,7 @@ def folder_source(config: Any) -> RawAudio:
         return audio.to_mono(samples), rate, label
 
     splits = {
-        name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(
-            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        for name, idx in parts.items()
+        name: listed(tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])), load) for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
     rate = Counter(rates).most_common(1)[0][0]

@@ -28,7 +28,7 @@ from pipelines.core.files import read_bytes
 from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
-from pipelines.core.stages import batched
+from pipelines.core.stages import batched, zip_listed
 from pipelines.core.tracking import TrackConfig
 from pipelines.speech import audio, ctc, utterances
 from pipelines.speech.pipeline import Bins, Milliseconds, write_tone_words
@@ -302,7 +302,7 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
 
         splits = {
             split: batched(
-                tf.data.Dataset.zip(
+                zip_listed(
                     found.waves[split],
                     tf.data.Dataset.range(found.sizes[split]),
                     tf.data.Dataset.from_tensor_slices(tf.constant(found.transcripts[split], tf.string)),

@@ -24,7 +24,7 @@ from pipelines.core.files import checked_file
 from pipelines.core.fingerprint import digest
 from pipelines.core.names import shown
 from pipelines.core.registry import Registry
-from pipelines.core.stages import stratified_split
+from pipelines.core.stages import listed, stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
 from pipelines.speech import audio
 from pipelines.speech import data as speech_data
@@ -116,7 +116,7 @@ def read_at(paths, rate: int) -> tf.data.Dataset:
         samples, file_rate = audio.decode_wav_in_graph(tf.io.read_file(path))
         return audio.resample(audio.to_mono(samples), file_rate, rate)
 
-    return tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return listed(tf.data.Dataset.from_tensor_slices(paths), load)
 
 
 def resampled_clips(clips: list, rate: int) -> list[np.ndarray]:
@@ -157,9 +157,7 @@ def joined(clips: tf.RaggedTensor, strings: list) -> tf.data.Dataset:
         words = tf.concat([silence, pieces], axis=1).flat_values  # row i: a pause, then clip i
         return tf.concat([words, tf.zeros([gaps[count]])], axis=0)
 
-    return tf.data.Dataset.from_tensor_slices((ids, pauses)).map(
-        join, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    return listed(tf.data.Dataset.from_tensor_slices((ids, pauses)), join)
 
 
 # --- tfds ----------------------------------------------------------------------------------------------

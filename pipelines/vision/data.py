@@ -24,7 +24,7 @@ from pipelines.core.fingerprint import digest, folder_examples
 from pipelines.core.names import shown
 from pipelines.core.pipeline import LabelledData
 from pipelines.core.registry import Registry
-from pipelines.core.stages import stratified_split
+from pipelines.core.stages import listed, stratified_split
 from pipelines.core.tfds_splits import prepared_builder, split_slices
 
 log = logging.getLogger(__name__)
@@ -183,10 +183,7 @@ def folder_source(config: Any) -> RawImages:
         return decode_image(tf.io.read_file(path)), label
 
     splits = {
-        name: tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])).map(
-            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        for name, idx in parts.items()
+        name: listed(tf.data.Dataset.from_tensor_slices((paths[idx], labels[idx])), load) for name, idx in parts.items()
     }
     sizes = {name: len(idx) for name, idx in parts.items()}
     examples = {name: folder_examples(paths[idx], labels[idx], contents[idx], root) for name, idx in parts.items()}

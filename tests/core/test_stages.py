@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
-from pipelines.core.stages import batched, stratified_split
+from pipelines.core.stages import batched, listed, stratified_split, zip_listed
 
 
 def test_stratified_split_keeps_class_balance_and_covers_everything():
@@ -83,3 +83,24 @@ def test_workers_draw_different_random_numbers_for_their_examples():
     first, second = (next(iter(ds.worker_share(w, 2))).numpy().tolist() for w in (0, 1))
     whole = next(iter(ds)).numpy().tolist()
     assert sorted(first + second) == sorted(whole)  # the seeded sequence's draws, dealt out
+
+
+def test_a_worker_reads_only_the_files_of_its_share_of_a_listed_source():
+    read = []
+
+    def load(path, label):  # a source's reading of a file: the share is dealt out from the list, before it
+        return tf.py_function(lambda p: read.append(p.numpy().decode()) or 0.0, [path], tf.float32), label
+
+    paths = tf.data.Dataset.from_tensor_slices(([f"{i}.wav" for i in range(6)], list(range(6))))
+    source = listed(paths, load)
+    ds = batched(source, batch_size=4, training=False, seed=0, cache=False)
+    labels = [y.numpy().tolist() for _, y in ds.worker_share(1, 2)]
+    assert labels == [[1, 3], [5]] and sorted(read) == ["1.wav", "3.wav", "5.wav"]
+    read.clear()
+    assert [y.numpy().tolist() for _, y in ds] == [[0, 1, 2, 3], [4, 5]] and len(read) == 6  # one process
+
+    transcripts = tf.data.Dataset.from_tensor_slices([f"t{i}" for i in range(6)])
+    zipped = batched(zip_listed(source, transcripts), batch_size=2, training=False, seed=0, cache=False)
+    read.clear()
+    found = [t.numpy().tolist() for (_, _), t in zipped.worker_share(0, 2)]
+    assert found == [[b"t0"], [b"t2"], [b"t4"]] and sorted(read) == ["0.wav", "2.wav", "4.wav"]
