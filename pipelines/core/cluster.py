@@ -157,6 +157,11 @@ def join(cluster: Cluster, wait_seconds: float):
 _joined = None  # the strategy of :func:`join`: one per process
 
 
+def is_joined() -> bool:
+    """Whether this process is a worker of a multi-worker cluster (:func:`join` made its strategy)."""
+    return _joined is not None
+
+
 def joined_strategy():
     """The strategy :func:`join` made at start-up (``train.strategy=multi_worker``)."""
     if _joined is None:

@@ -73,23 +73,34 @@ def batched(
     vectorised work, such as casting compact cached uint8 images to float.
 
     The dataset returned has a ``worker_share(worker, workers)``: the same pipeline over one worker's share of
-    the examples, taken before anything is preprocessed or cached, in batches of that worker's share of
-    ``batch_size`` (training on several workers reads it: :func:`pipelines.core.training.training_stream`).
+    the examples (:func:`share_of_examples`), taken before this pipeline preprocesses or caches them, and
+    before a :func:`listed` source reads them (other sources are read whole), in batches of that worker's share
+    of ``batch_size`` (training on several workers reads it: :func:`pipelines.core.training.training_stream`).
     """
 
-    def build(worker: int, workers: int) -> tf.data.Dataset:
+    def build(worker: int, workers: int, cached: bool = cache) -> tf.data.Dataset:
         examples, size = ds, batch_size
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         if workers > 1:
-            examples, size = share_of_examples(ds, worker, workers), share_of(batch_size, worker, workers)
+            examples, size = share_of_examples(ds, batch_size, worker, workers), share_of(batch_size, worker, workers)
             draws = draws.shard(workers, worker)  # the seeded sequence's draws dealt out, none drawn twice
         return _stages(
-            examples, size, draws, training, seed, preprocess, cache, shuffle_buffer, per_example, per_batch, batch_by
+            examples, size, draws, training, seed, preprocess, cached, shuffle_buffer, per_example, per_batch, batch_by
         )
 
     batches = build(0, 1)
     batches.worker_share = build
+    batches.uncached = lambda: build(0, 1, cached=False)
     return batches
+
+
+def statistics_pass(batches: tf.data.Dataset) -> tf.data.Dataset:
+    """The split to read whole once, for statistics every worker must share (a normaliser's): the split itself,
+    whose cache the pass fills for training; on several workers, which train on shares with caches of their
+    own, the split without a cache, so that no worker keeps the whole split in memory."""
+    from pipelines.core import cluster
+
+    return batches.uncached() if cluster.is_joined() and hasattr(batches, "uncached") else batches
 
 
 def listed(entries: tf.data.Dataset, read: Callable) -> tf.data.Dataset:
@@ -112,12 +123,26 @@ def zip_listed(first: tf.data.Dataset, *others: tf.data.Dataset) -> tf.data.Data
     return listed(tf.data.Dataset.zip(entries, *others), read_first)
 
 
-def share_of_examples(ds: tf.data.Dataset, worker: int, workers: int) -> tf.data.Dataset:
-    """Every ``workers``-th example from ``worker`` on; from the list, before reading, where ``ds`` is listed."""
+def share_of_examples(ds: tf.data.Dataset, batch_size: int, worker: int, workers: int) -> tf.data.Dataset:
+    """The examples that fill ``worker``'s places in each batch of ``batch_size`` (in the split's order), so a pass
+    over the share takes as many batches as one process takes over the split, or one fewer where the last batch
+    leaves the worker's places empty. Taken from the list, before reading, where ``ds`` is :func:`listed`."""
+    first = sum(share_of(batch_size, w, workers) for w in range(worker))
+    places = share_of(batch_size, worker, workers)
+
+    def mine(entries: tf.data.Dataset) -> tf.data.Dataset:
+        def placed(position, _entry):
+            return tf.math.logical_and(position % batch_size >= first, position % batch_size < first + places)
+
+        def entry_only(_position, entry):
+            return entry
+
+        return entries.enumerate().filter(placed).map(entry_only)
+
     if hasattr(ds, "listing"):
         entries, read = ds.listing
-        return entries.shard(workers, worker).map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.shard(workers, worker)
+        return mine(entries).map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return mine(ds)
 
 
 def share_of(total: int, worker: int, workers: int) -> int:

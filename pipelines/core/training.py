@@ -217,9 +217,9 @@ def training_stream(data: Data, train_config: TrainConfig, done_epochs: int, str
     order and random seeds of the seeded sequence, as a new iterator would): a resumed run skips the batches of
     the epochs done, so it gets the data order of the epochs it continues, not epoch 1's again. A split of
     unknown length is iterated anew each epoch, and a resumed run's order starts over. On several workers each
-    reads its own share of the split (:func:`worker_streams`).
+    reads its own share of the split (:func:`worker_streams`), and every epoch has one process's steps.
     """
-    if worker_shares(data, strategy):
+    if worker_shares(data, train_config, strategy):
         return worker_streams(data, train_config, done_epochs, strategy)
     steps = train_config.steps_per_epoch or known_length(data.train)
     if steps is None:
@@ -227,24 +227,26 @@ def training_stream(data: Data, train_config: TrainConfig, done_epochs: int, str
     return data.train.repeat().skip(done_epochs * steps), steps
 
 
-def worker_shares(data: Data, strategy) -> bool:
+def worker_shares(data: Data, train_config: TrainConfig, strategy) -> bool:
     """Whether each worker reads a share of the training split of its own: on several workers with one replica
-    each, where the split comes from :func:`stages.batched` and Keras weighs no classes (it would weigh them
-    in a dataset that a worker's share, already distributed, no longer is). Otherwise every worker runs the
-    whole input pipeline and keeps its part of each batch (tf.data's sharding by data)."""
+    each, where the split comes from :func:`stages.batched`, fills at least one batch (a smaller one would leave
+    a worker no examples, and the others waiting for it) and Keras weighs no classes (it would weigh them in a
+    dataset that a worker's share, already distributed, no longer is). Otherwise every worker runs the whole
+    input pipeline and keeps its part of each batch (tf.data's sharding by data)."""
     return (
         cluster.is_multi_worker(strategy)
         and strategy.num_replicas_in_sync == cluster.input_workers(strategy)
         and hasattr(data.train, "worker_share")
+        and data.sizes["train"] >= train_config.batch_size
         and data.fit_args().get("class_weight") is None
     )
 
 
 def worker_streams(data: Data, train_config: TrainConfig, done_epochs: int, strategy):
-    """Each worker's own stream: its share of the training examples, taken before they are decoded, cached or
-    augmented, in batches of its share of the global batch. Every worker takes the steps one process takes on
-    the whole split, so all meet at each all-reduce; a share one example shorter than another starts its next
-    pass a step earlier. A resumed worker skips the batches it had taken."""
+    """Each worker's own stream: the examples of its places in each global batch (:func:`stages.share_of_examples`),
+    in batches of its share of the global batch. Every worker takes the steps one process takes on the whole
+    split, so all meet at each all-reduce; a worker whose places the split's last, partial batch leaves empty
+    starts its next pass a step early. A resumed worker skips the batches it had taken."""
     steps = steps_per_epoch(data, train_config)
 
     def stream(context: tf.distribute.InputContext) -> tf.data.Dataset:

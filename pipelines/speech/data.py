@@ -132,8 +132,8 @@ def split_clips_for(clips: list[Clip], labels: np.ndarray, config: Any) -> dict[
     splits = split_clips(clips, labels, config)
     if config.validation == "random":
         return splits
-    kind, _, listed = config.validation.partition(":")
-    names = {name for name in listed.split(",") if name}
+    kind, _, named = config.validation.partition(":")
+    names = {name for name in named.split(",") if name}
     if kind != "speaker" or not names:
         raise UserError(f"data.validation '{config.validation}' not understood; use random or speaker:NAME[,NAME]")
     if any(c.speaker is None for c in clips):

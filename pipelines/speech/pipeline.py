@@ -22,7 +22,7 @@ from pipelines.core.errors import UserError
 from pipelines.core.files import read_bytes
 from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Endpoints, LabelledData, path_or_tfds_overrides
-from pipelines.core.stages import batched
+from pipelines.core.stages import batched, statistics_pass
 from pipelines.core.tracking import TrackConfig
 from pipelines.speech import audio
 from pipelines.speech import data as speech_data
@@ -244,7 +244,7 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
             )
         else:
             splits["train"] = batched(raw.splits["train"], training=True, preprocess=stages.fitted_features, **common)
-            stats_source = splits["train"]  # adapting the normaliser also fills the cache
+            stats_source = statistics_pass(splits["train"])  # adapting the normaliser also fills the cache
         return SpeechData(
             train=splits["train"],
             validation=splits["validation"],

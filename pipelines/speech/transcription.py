@@ -28,7 +28,7 @@ from pipelines.core.files import read_bytes
 from pipelines.core.names import shown
 from pipelines.core.pipeline import A_FEW_STEPS, Data, Endpoints, Pipeline, one_line, path_or_tfds_overrides
 from pipelines.core.rundir import RunDir
-from pipelines.core.stages import batched, zip_listed
+from pipelines.core.stages import batched, statistics_pass, zip_listed
 from pipelines.core.tracking import TrackConfig
 from pipelines.speech import audio, ctc, utterances
 from pipelines.speech.pipeline import Bins, Milliseconds, write_tone_words
@@ -213,7 +213,7 @@ def by_length(boundaries: list[int], bins: int):
 
 def frame_statistics(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Each feature bin's mean and variance over the frames of a split's utterances (padding left out); the pass
-    also fills the split's cache."""
+    also fills the split's cache, if it has one."""
     total = squares = count = 0.0
     for inputs, _ in ds:
         present = tf.sequence_mask(inputs["frames"], tf.shape(inputs["features"])[1])
@@ -332,7 +332,7 @@ class TranscribePipeline(Pipeline[TranscribeConfig, TranscribeData]):
     # --- model -----------------------------------------------------------------------------------
 
     def build_model(self, config: TranscribeConfig, data: TranscribeData) -> keras.Model:
-        mean, variance = frame_statistics(data.train)
+        mean, variance = frame_statistics(statistics_pass(data.train))
         return self.models.get(config.model.name)(config.model, ctc.Parts(data.vocabulary, mean, variance))
 
     def compile_args(self, config: TranscribeConfig, data: TranscribeData) -> dict:

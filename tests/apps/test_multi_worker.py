@@ -335,14 +335,14 @@ print(json.dumps({"steps": per_epoch, "two_epochs": two_epochs, "resumed": batch
 
 def test_each_worker_reads_its_own_share_of_the_training_split_and_resumes_where_it_was(tmp):
     """Two workers, a split of 12 examples, a global batch of 4: each worker takes 2 of each batch from its own 6
-    examples, every example once an epoch, in 3 steps (as one process takes); a stream resumed after epoch 1
-    continues with the batches the uninterrupted stream gave in epoch 2."""
+    examples (those of its places in each batch of 4), every example once an epoch, in 3 steps (as one process
+    takes); a stream resumed after epoch 1 continues with the batches the uninterrupted stream gave in epoch 2."""
     ports = cluster.free_ports(2)
     workers = [python(tmp, cluster.local_cluster(ports, index), "-c", SHARES) for index in (0, 1)]
     outputs = [process.communicate(timeout=120) for process in workers]
     assert [process.returncode for process in workers] == [0, 0], outputs
     found = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    for worker, share in zip(found, (list(range(0, 12, 2)), list(range(1, 12, 2)))):
+    for worker, share in zip(found, ([0, 1, 4, 5, 8, 9], [2, 3, 6, 7, 10, 11])):
         assert worker["steps"] == 3 and all(len(batch) == 2 for batch in worker["two_epochs"])
         first, second = worker["two_epochs"][:3], worker["two_epochs"][3:]
         assert sorted(sum(first, [])) == share and sorted(sum(second, [])) == share and first != second

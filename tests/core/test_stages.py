@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines.core.errors import UserError
-from pipelines.core.stages import batched, listed, stratified_split, zip_listed
+from pipelines.core.stages import batched, listed, statistics_pass, stratified_split, zip_listed
 
 
 def test_stratified_split_keeps_class_balance_and_covers_everything():
@@ -65,9 +65,10 @@ def test_a_worker_share_preprocesses_only_its_own_examples_in_its_part_of_the_ba
         ds = batched(tf.data.Dataset.range(10), batch_size=5, training=False, seed=0, preprocess=decode)
         return [b.numpy().tolist() for b in ds.worker_share(worker, 2)]
 
-    assert share(0) == [[0, 2, 4], [6, 8]] and sorted(decoded) == [0, 2, 4, 6, 8]  # 3 of the global batch of 5
+    # the examples of its places in each global batch of 5: places 0-2 for worker 0, 3-4 for worker 1
+    assert share(0) == [[0, 1, 2], [5, 6, 7]] and sorted(decoded) == [0, 1, 2, 5, 6, 7]
     decoded.clear()
-    assert share(1) == [[1, 3], [5, 7], [9]] and sorted(decoded) == [1, 3, 5, 7, 9]  # 2 of it
+    assert share(1) == [[3, 4], [8, 9]] and sorted(decoded) == [3, 4, 8, 9]
     whole = batched(tf.data.Dataset.range(10), batch_size=5, training=False, seed=0)
     assert [b.numpy().tolist() for b in whole] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # one process: unchanged
 
@@ -95,7 +96,7 @@ def test_a_worker_reads_only_the_files_of_its_share_of_a_listed_source():
     source = listed(paths, load)
     ds = batched(source, batch_size=4, training=False, seed=0, cache=False)
     labels = [y.numpy().tolist() for _, y in ds.worker_share(1, 2)]
-    assert labels == [[1, 3], [5]] and sorted(read) == ["1.wav", "3.wav", "5.wav"]
+    assert labels == [[2, 3]] and sorted(read) == ["2.wav", "3.wav"]  # places 2-3 of the batches of 4
     read.clear()
     assert [y.numpy().tolist() for _, y in ds] == [[0, 1, 2, 3], [4, 5]] and len(read) == 6  # one process
 
@@ -104,3 +105,18 @@ def test_a_worker_reads_only_the_files_of_its_share_of_a_listed_source():
     read.clear()
     found = [t.numpy().tolist() for (_, _), t in zipped.worker_share(0, 2)]
     assert found == [[b"t0"], [b"t2"], [b"t4"]] and sorted(read) == ["0.wav", "2.wav", "4.wav"]
+
+
+def test_a_pass_over_a_share_takes_one_process_s_batches_or_one_fewer():
+    ds = batched(tf.data.Dataset.range(10), batch_size=4, training=False, seed=0)  # one process: 3 batches
+    shares = [[b.numpy().tolist() for b in ds.worker_share(w, 3)] for w in range(3)]
+    assert shares == [[[0, 1], [4, 5], [8, 9]], [[2], [6]], [[3], [7]]]  # the last batch of 2 fills places 0-1 only
+
+
+def test_statistics_read_the_split_itself_in_one_process_and_without_its_cache_in_a_cluster():
+    def cached(ds) -> bool:
+        return b"CacheDataset" in ds._as_serialized_graph().numpy()
+
+    ds = batched(tf.data.Dataset.range(6), batch_size=4, training=False, seed=0)
+    assert statistics_pass(ds) is ds and cached(ds)  # the pass fills the cache that training then reads
+    assert not cached(ds.uncached()) and [b.numpy().tolist() for b in ds.uncached()] == [[0, 1, 2, 3], [4, 5]]
