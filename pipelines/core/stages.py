@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from pipelines.core import cluster
 from pipelines.core.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -98,8 +99,6 @@ def statistics_pass(batches: tf.data.Dataset) -> tf.data.Dataset:
     """The split to read whole once, for statistics every worker must share (a normaliser's): the split itself,
     whose cache the pass fills for training; on several workers, which train on shares with caches of their
     own, the split without a cache, so that no worker keeps the whole split in memory."""
-    from pipelines.core import cluster
-
     return batches.uncached() if cluster.is_joined() and hasattr(batches, "uncached") else batches
 
 

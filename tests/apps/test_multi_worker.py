@@ -45,6 +45,18 @@ def python(tmp_path: Path, tf_config: str | None, *args) -> subprocess.Popen:
     )
 
 
+def two_workers(tmp_path: Path, script: str, *args) -> list[tuple[int, str, str]]:
+    """(exit code, stdout, stderr) of ``python -c script *args`` run as worker 0 and worker 1 of one cluster on
+    127.0.0.1; a ``{worker}`` among ``args`` becomes each worker's number."""
+    ports = cluster.free_ports(2)
+    workers = [
+        python(tmp_path, cluster.local_cluster(ports, index), "-c", script, *(a.format(worker=index) for a in args))
+        for index in (0, 1)
+    ]
+    outputs = [process.communicate(timeout=120) for process in workers]
+    return [(process.returncode, out, err) for process, (out, err) in zip(workers, outputs)]
+
+
 @pytest.fixture
 def tmp(tmp_path):
     (tmp_path / "tmp").mkdir()
@@ -264,11 +276,9 @@ print(json.dumps(strategy.experimental_local_results(draw())[0].numpy().tolist()
 def test_the_generative_models_workers_draw_noise_of_their_own(tmp):
     """Each worker traces the same graph with the same seeds: a plain draw would give every worker's share of the
     batch the same noise (the GAN's latent vectors, the VAE's reparameterisation)."""
-    ports = cluster.free_ports(2)
-    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", NOISE) for index in (0, 1)]
-    outputs = [process.communicate(timeout=120) for process in workers]
-    assert [process.returncode for process in workers] == [0, 0], outputs
-    first, second = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    outputs = two_workers(tmp, NOISE)
+    assert [code for code, _, _ in outputs] == [0, 0], outputs
+    first, second = (json.loads(out.strip().splitlines()[-1]) for _, out, _ in outputs)
     assert len(first) == 4 and first != second
 
 
@@ -293,25 +303,20 @@ def test_a_step_of_an_own_train_step_on_two_workers_is_the_step_of_one_process_o
     """descend() on two workers, each with half the batch, moves the weight as one process does on the whole batch:
     d/dw mean((w x)^2) = 2 w mean(x^2) = 15 at w = 1, so SGD at 0.1 gives -0.5 (-2.0 were the halves' gradients
     summed without the division by the replicas)."""
-    ports = cluster.free_ports(2)
-    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", ONE_STEP, str(index)) for index in (0, 1)]
-    outputs = [process.communicate(timeout=120) for process in workers]
-    assert [process.returncode for process in workers] == [0, 0], outputs
-    assert [float(out.strip().splitlines()[-1]) for out, _ in outputs] == pytest.approx([-0.5, -0.5])
+    outputs = two_workers(tmp, ONE_STEP, "{worker}")
+    assert [code for code, _, _ in outputs] == [0, 0], outputs
+    assert [float(out.strip().splitlines()[-1]) for _, out, _ in outputs] == pytest.approx([-0.5, -0.5])
 
 
 @pytest.mark.parametrize("repaired", [False, True])
 def test_keras_needs_the_repair_to_fit_on_two_workers(repaired, tmp):
     """Without pipelines.core.cluster.repair_keras, Keras' fit fails on two workers (keras-team/keras#20585).
     When this test fails for repaired=False, Keras trains there by itself: remove the repair."""
-    ports = cluster.free_ports(2)
-    mode = "repaired" if repaired else "plain"
-    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", KERAS_ALONE, mode) for index in (0, 1)]
-    outputs = [process.communicate(timeout=120) for process in workers]
+    outputs = two_workers(tmp, KERAS_ALONE, "repaired" if repaired else "plain")
     if repaired:
-        assert all("trained" in out for out, _ in outputs), outputs
+        assert all("trained" in out for _, out, _ in outputs), outputs
     else:
-        assert all("Attempt to convert a value (PerReplica" in err for _, err in outputs), outputs
+        assert all("Attempt to convert a value (PerReplica" in err for _, _, err in outputs), outputs
 
 
 SHARES = """
@@ -337,11 +342,9 @@ def test_each_worker_reads_its_own_share_of_the_training_split_and_resumes_where
     """Two workers, a split of 12 examples, a global batch of 4: each worker takes 2 of each batch from its own 6
     examples (those of its places in each batch of 4), every example once an epoch, in 3 steps (as one process
     takes); a stream resumed after epoch 1 continues with the batches the uninterrupted stream gave in epoch 2."""
-    ports = cluster.free_ports(2)
-    workers = [python(tmp, cluster.local_cluster(ports, index), "-c", SHARES) for index in (0, 1)]
-    outputs = [process.communicate(timeout=120) for process in workers]
-    assert [process.returncode for process in workers] == [0, 0], outputs
-    found = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    outputs = two_workers(tmp, SHARES)
+    assert [code for code, _, _ in outputs] == [0, 0], outputs
+    found = [json.loads(out.strip().splitlines()[-1]) for _, out, _ in outputs]
     for worker, share in zip(found, ([0, 1, 4, 5, 8, 9], [2, 3, 6, 7, 10, 11])):
         assert worker["steps"] == 3 and all(len(batch) == 2 for batch in worker["two_epochs"])
         first, second = worker["two_epochs"][:3], worker["two_epochs"][3:]
