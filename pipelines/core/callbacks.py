@@ -234,12 +234,14 @@ class RunProgress(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """Early stopping whose patience count and best value survive ``--resume`` (kept in run.json).
 
-    The best weights in memory are not carried over; checkpoints/best.keras holds them.
+    The best weights in memory are not carried over; checkpoints/best.keras holds them. ``only_when_stopped``:
+    the best weights come back only when patience ran out, not at the end of a run that finished its epochs.
     """
 
-    def __init__(self, run, **kwargs):
+    def __init__(self, run, only_when_stopped: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.run = run
+        self.only_when_stopped = only_when_stopped
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -251,6 +253,11 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_epoch_end(epoch, logs)
         best = None if self.best is None else float(self.best)
         self.run.write_info(early_stopping={"wait": self.wait, "best": best})
+
+    def on_train_end(self, logs=None):
+        if self.only_when_stopped and not self.stopped_epoch:
+            self.best_weights = None  # the run finished its epochs: its last weights stand
+        super().on_train_end(logs)
 
 
 def save_atomically(model: keras.Model, path: Path) -> None:
@@ -443,6 +450,7 @@ def standard_callbacks(run, train_config, mode: str) -> list[keras.callbacks.Cal
                 mode=mode,
                 patience=train_config.early_stopping_patience,
                 restore_best_weights=True,
+                only_when_stopped=train_config.restore_best_weights == "when_stopped",
             )
         )
     return callbacks

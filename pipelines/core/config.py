@@ -118,6 +118,11 @@ class TrainConfig:
     warmup_epochs: Annotated[float, Range(0, 1_000_000)] = 0.0
     label_smoothing: Annotated[float, Range(0, below=1)] = 0.0
     early_stopping_patience: Size = 0  # 0 = off; else epochs without improvement of `monitor`
+    # At the end of a run with early stopping, the weights of the best epoch come back: always (Keras 3), or only
+    # when patience ran out (tf.keras 2); when_stopped keeps the last epoch's weights of a run that finished its
+    # schedule still improving, where the decayed learning rate has settled them and a small validation part
+    # would pick an epoch by its noise (the forecast domain; benchmarks/README.md)
+    restore_best_weights: Annotated[str, OneOf("always", "when_stopped")] = "always"
     # What "best" means for early stopping and checkpoints/best.keras: a logged validation value; losses
     # are minimised, anything else (val_accuracy, val_pr_auc) maximised.
     monitor: str = "val_loss"

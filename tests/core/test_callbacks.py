@@ -89,3 +89,27 @@ def test_a_monitor_nothing_logs_is_refused_not_guessed():
     # val_mae: before, core guessed "higher is better" for any name it did not know, so best.keras kept the worst
     with pytest.raises(UserError, match="train.monitor 'val_mae'.*val_loss"):
         Declared().monitor_mode(SimpleNamespace(train=TrainConfig(monitor="val_mae")))
+
+
+@pytest.mark.parametrize(
+    "when, stops, restored", [("always", False, True), ("when_stopped", False, False), ("when_stopped", True, True)]
+)
+def test_the_best_weights_come_back_always_or_only_when_patience_runs_out(tmp_path, when, stops, restored):
+    from pipelines.core.callbacks import ResumableEarlyStopping
+    from pipelines.core.rundir import RunDir
+
+    run = RunDir.create(tmp_path, "forecast", "r")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.stop_training = False
+    stopping = ResumableEarlyStopping(
+        run, monitor="val_loss", patience=2, restore_best_weights=True, only_when_stopped=when == "when_stopped"
+    )
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    losses = [1.0, 1.1, 1.2] if stops else [1.0, 1.1]  # best at epoch 0; patience runs out at epoch 2
+    for epoch, loss in enumerate(losses):
+        model.layers[0].kernel.assign([[float(epoch + 1)]])  # each epoch's weights tell which epoch they are
+        stopping.on_epoch_end(epoch, {"val_loss": loss})
+    assert model.stop_training == stops
+    stopping.on_train_end()
+    assert float(model.layers[0].kernel[0, 0]) == (1.0 if restored else float(len(losses)))
