@@ -140,7 +140,7 @@ def share_of_examples(ds: tf.data.Dataset, batch_size: int, worker: int, workers
 
     if hasattr(ds, "listing"):
         entries, read = ds.listing
-        return mine(entries).map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return listed(mine(entries), read)
     return mine(ds)
 
 

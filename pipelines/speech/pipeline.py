@@ -244,7 +244,8 @@ class SpeechPipeline(ClassificationPipeline[SpeechConfig, SpeechData]):
             )
         else:
             splits["train"] = batched(raw.splits["train"], training=True, preprocess=stages.fitted_features, **common)
-            stats_source = statistics_pass(splits["train"])  # adapting the normaliser also fills the cache
+            # in one process, adapting the normaliser also fills the cache that training reads
+            stats_source = statistics_pass(splits["train"])
         return SpeechData(
             train=splits["train"],
             validation=splits["validation"],
